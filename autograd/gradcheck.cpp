@@ -1,0 +1,134 @@
+#include <cmath>
+
+#include <xgrad/autograd/gradcheck.hpp>
+#include <xgrad/tensor/random.hpp>
+
+namespace xg {
+
+std::string GradcheckReport::str() const {
+  std::string s = fmt::format("gradcheck ({}): {}\n", full ? "full Jacobian" : "random projections",
+                              pass ? "PASS" : "FAIL");
+  for (const auto& w : warnings) s += fmt::format("  warning: {}\n", w);
+  for (const auto& r : inputs)
+    s += fmt::format("  input {} {}: {} max abs err {:.3e}, max rel err {:.3e}; worst at "
+                     "{} {} (analytic {:.10g}, numeric {:.10g})\n",
+                     r.input, shape_str(r.shape), r.pass ? "ok  " : "FAIL", r.max_abs_error,
+                     r.max_rel_error, full ? "output" : "projection", full ? fmt::format("{}, element {}", r.worst_output, r.worst_element) : fmt::format("{}", r.worst_output),
+                     r.analytic, r.numeric);
+  return s;
+}
+
+namespace {
+template <class T>
+std::vector<Var<T>> make_leaves(const std::vector<Array<T>>& xs) {
+  std::vector<Var<T>> v;
+  for (const auto& x : xs) v.emplace_back(x, true);
+  return v;
+}
+
+template <class T>
+Array<T> eval_no_grad(const GradcheckFn<T>& f, const std::vector<Array<T>>& xs) {
+  NoGradGuard ng;
+  std::vector<Var<T>> v;
+  for (const auto& x : xs) v.emplace_back(x, false);
+  return f(v).value();
+}
+
+void compare(GradcheckInputReport& r, const GradcheckOptions& o, double a, double n,
+             std::size_t out_idx, std::size_t elem) {
+  const double abs_err = std::abs(a - n);
+  const double rel_err = abs_err / std::max({std::abs(n), std::abs(a), 1e-12});
+  const bool ok = abs_err <= o.atol + o.rtol * std::abs(n) && std::isfinite(a) == std::isfinite(n);
+  if (abs_err > r.max_abs_error || (!ok && r.pass) || !std::isfinite(abs_err)) {
+    r.worst_output = out_idx;
+    r.worst_element = elem;
+    r.analytic = a;
+    r.numeric = n;
+  }
+  r.max_abs_error = std::max(r.max_abs_error, abs_err);
+  r.max_rel_error = std::max(r.max_rel_error, rel_err);
+  if (!ok) r.pass = false;
+}
+}  // namespace
+
+template <class T>
+GradcheckReport gradcheck(const GradcheckFn<T>& f, const std::vector<Array<T>>& inputs,
+                          const GradcheckOptions& o) {
+  GradcheckReport rep;
+  if constexpr (std::is_same_v<T, float>)
+    rep.warnings.push_back("float32 inputs: finite differences are too noisy for a tight check; use double");
+  const T eps = static_cast<T>(o.eps);
+  const Array<T> y0 = eval_no_grad(f, inputs);
+  const std::size_t m = y0.size();
+  std::size_t n_in = 0;
+  for (const auto& x : inputs) n_in += x.size();
+  rep.full = o.mode == GradcheckOptions::Mode::Full ||
+             (o.mode == GradcheckOptions::Mode::Auto && m * n_in <= o.max_full_entries);
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    rep.inputs.push_back({});
+    rep.inputs.back().input = i;
+    rep.inputs.back().shape = inputs[i].shape();
+  }
+  if (rep.full) {
+    // Analytic rows: one backward per output element.
+    std::vector<std::vector<Array<T>>> rows(m);
+    for (std::size_t j = 0; j < m; ++j) {
+      auto leaves = make_leaves(inputs);
+      Var<T> y = f(leaves);
+      Array<T> seed = zeros<T>(y.shape());
+      seed.data()[j] = T(1);
+      if (y.requires_grad()) y.backward(seed);
+      for (auto& l : leaves) rows[j].push_back(l.has_grad() ? l.grad() : zeros<T>(l.shape()));
+    }
+    // Numeric columns: two forwards per input element.
+    std::vector<Array<T>> xs = inputs;
+    for (std::size_t i = 0; i < xs.size(); ++i) {
+      for (std::size_t k = 0; k < xs[i].size(); ++k) {
+        const T keep = xs[i].data()[k];
+        xs[i].data()[k] = keep + eps;
+        const Array<T> yp = eval_no_grad(f, xs);
+        xs[i].data()[k] = keep - eps;
+        const Array<T> ym = eval_no_grad(f, xs);
+        xs[i].data()[k] = keep;
+        for (std::size_t j = 0; j < m; ++j) {
+          const double num = (static_cast<double>(yp.data()[j]) - ym.data()[j]) / (2.0 * o.eps);
+          compare(rep.inputs[i], o, rows[j][i].data()[k], num, j, k);
+        }
+      }
+    }
+  } else {
+    Generator gen(o.seed);
+    for (std::size_t p = 0; p < o.projections; ++p) {
+      Array<T> u = normal<T>(y0.shape(), T(0), T(1), gen);
+      auto leaves = make_leaves(inputs);
+      Var<T> y = f(leaves);
+      if (y.requires_grad()) y.backward(u);
+      for (std::size_t i = 0; i < inputs.size(); ++i) {
+        Array<T> v = normal<T>(inputs[i].shape(), T(0), T(1), gen);
+        double analytic = 0;
+        if (leaves[i].has_grad())
+          for (std::size_t k = 0; k < v.size(); ++k)
+            analytic += static_cast<double>(leaves[i].grad().data()[k]) * v.data()[k];
+        std::vector<Array<T>> xs = inputs;
+        xs[i] = inputs[i] + eps * v;
+        const Array<T> yp = eval_no_grad(f, xs);
+        xs[i] = inputs[i] - eps * v;
+        const Array<T> ym = eval_no_grad(f, xs);
+        double num = 0;
+        for (std::size_t j = 0; j < m; ++j)
+          num += static_cast<double>(u.data()[j]) * (static_cast<double>(yp.data()[j]) - ym.data()[j]);
+        num /= 2.0 * o.eps;
+        compare(rep.inputs[i], o, analytic, num, p, 0);
+      }
+    }
+  }
+  for (const auto& r : rep.inputs) rep.pass = rep.pass && r.pass;
+  return rep;
+}
+
+template GradcheckReport gradcheck<float>(const GradcheckFn<float>&, const std::vector<Array<float>>&,
+                                          const GradcheckOptions&);
+template GradcheckReport gradcheck<double>(const GradcheckFn<double>&, const std::vector<Array<double>>&,
+                                           const GradcheckOptions&);
+
+}  // namespace xg

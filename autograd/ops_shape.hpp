@@ -1,0 +1,73 @@
+// Shape ops: reshape, slice, split, concat, stack, index_select / gather / embedding, pad.
+// Values are contiguous arrays, so a slice is a copy of its block (a memcpy per row); its
+// backward adds the gradient into that block of the input's gradient.
+#pragma once
+
+#include <cstddef>
+#include <initializer_list>
+#include <utility>
+#include <vector>
+
+#include <xgrad/autograd/tape.hpp>
+
+namespace xg {
+
+/// Same data, new shape (one dim may be -1).     dx = reshape(dy, x.shape)
+template <class T>
+Var<T> reshape(const Var<T>& x, std::initializer_list<std::ptrdiff_t> dims);
+template <class T>
+Var<T> reshape(const Var<T>& x, const std::vector<std::ptrdiff_t>& dims);
+template <class T>
+Var<T> reshape(const Var<T>& x, const Shape& shape);
+
+/// Inserts a size-1 dim at `axis` / removes the size-1 dim at `axis`.
+template <class T>
+Var<T> unsqueeze(const Var<T>& x, std::ptrdiff_t axis);
+template <class T>
+Var<T> squeeze(const Var<T>& x, std::ptrdiff_t axis);
+
+/// Elements [start, start + length) along `axis` (torch.narrow).
+///   dx = g placed into that block, zero elsewhere
+template <class T>
+Var<T> slice(const Var<T>& x, std::ptrdiff_t axis, std::size_t start, std::size_t length);
+
+/// x.select(axis, i): the slice at index i with that dim removed.
+template <class T>
+Var<T> select(const Var<T>& x, std::ptrdiff_t axis, std::size_t index);
+
+/// Splits `axis` into pieces of the given sizes (which must add up to the dim).
+template <class T>
+std::vector<Var<T>> split(const Var<T>& x, const std::vector<std::size_t>& sizes, std::ptrdiff_t axis);
+
+/// Splits `axis` into `n` pieces of ceil(dim / n) (the last may be smaller), as torch.chunk.
+template <class T>
+std::vector<Var<T>> chunk(const Var<T>& x, std::size_t n, std::ptrdiff_t axis);
+
+/// Joins along an existing axis; all other dims must match.   dx_i = the i-th block of g
+template <class T>
+Var<T> concat(const std::vector<Var<T>>& xs, std::ptrdiff_t axis);
+
+/// Joins along a new axis; all shapes must be equal.
+template <class T>
+Var<T> stack(const std::vector<Var<T>>& xs, std::ptrdiff_t axis = 0);
+
+/// Picks entries of `axis` by index (repeats allowed).   dx = scatter-add of g (repeats add up)
+template <class T>
+Var<T> index_select(const Var<T>& x, std::ptrdiff_t axis, const IndexArray& index);
+
+/// Embedding lookup: rows of weight [V, D] for ids of any shape -> [ids..., D].
+/// Gradients of repeated ids accumulate.
+template <class T>
+Var<T> embedding(const Var<T>& weight, const IndexArray& ids);
+
+/// torch.gather: out[i][j][k] = x[i][index[i][j][k]][k] for axis 1 (index has x's rank).
+///   dx = scatter-add of g at the gathered positions
+template <class T>
+Var<T> gather(const Var<T>& x, std::ptrdiff_t axis, const IndexArray& index);
+
+/// Pads every dim with (before, after) copies of `value`.    dx = the interior block of g
+template <class T>
+Var<T> pad(const Var<T>& x, const std::vector<std::pair<std::size_t, std::size_t>>& widths,
+           T value = T(0));
+
+}  // namespace xg

@@ -1,0 +1,309 @@
+#include <fmt/format.h>
+
+#include <xgrad/autograd/tape.hpp>
+
+namespace xg {
+
+namespace detail {
+bool& grad_mode() {
+  thread_local bool on = true;
+  return on;
+}
+bool& anomaly_mode() {
+  thread_local bool on = false;
+  return on;
+}
+}  // namespace detail
+
+// ---- Var ------------------------------------------------------------------------------------
+
+template <class T>
+Var<T>::Var(Array<T> value, bool requires_grad) : node_(std::make_shared<detail::Node<T>>()) {
+  node_->value = std::move(value);
+  node_->requires_grad = requires_grad;
+}
+
+template <class T>
+Var<T> Var<T>::scalar(T v, bool requires_grad) {
+  Array<T> a = empty<T>(Shape{});
+  a() = v;
+  return Var(std::move(a), requires_grad);
+}
+
+template <class T>
+detail::Node<T>& Var<T>::node() const {
+  if (!node_) throw TapeError("Var: use of an undefined Var (default-constructed)");
+  return *node_;
+}
+
+template <class T>
+Array<T>& Var<T>::mutable_value() {
+  if (!node().is_leaf)
+    throw TapeError(fmt::format("Var::mutable_value: the result of '{}' is not a leaf; its value "
+                                "may still be read by backward (detach() it first)",
+                                node_->op));
+  return node_->value;
+}
+
+template <class T>
+T Var<T>::item() const {
+  if (size() != 1)
+    throw ShapeError(fmt::format("item: needs exactly one element, got shape {}", shape_str(shape())));
+  return *value().data();
+}
+
+template <class T>
+Var<T>& Var<T>::set_requires_grad(bool on) {
+  if (!node().is_leaf)
+    throw TapeError(fmt::format("set_requires_grad: only leaves can change it, not the result of '{}'",
+                                node_->op));
+  node_->requires_grad = on;
+  return *this;
+}
+
+template <class T>
+const Array<T>& Var<T>::grad() const {
+  if (!has_grad())
+    throw TapeError(fmt::format("grad: no gradient for this {} ('{}'); was backward run, and does "
+                                "it require grad?",
+                                defined() ? shape_str(shape()) : std::string("undefined Var"),
+                                defined() ? op() : "-"));
+  return node_->grad;
+}
+
+template <class T>
+Array<T>& Var<T>::mutable_grad() {
+  return const_cast<Array<T>&>(static_cast<const Var&>(*this).grad());
+}
+
+template <class T>
+void Var<T>::zero_grad() {
+  if (node_) {
+    node_->has_grad = false;
+    node_->grad = Array<T>();
+  }
+}
+
+template <class T>
+Var<T>& Var<T>::retain_grad() {
+  node().retain_grad = true;
+  return *this;
+}
+
+template <class T>
+Var<T> Var<T>::detach() const {
+  return Var(node().value, false);
+}
+
+template <class T>
+void Var<T>::backward(bool retain_graph) const {
+  Tape<T>::current().backward(*this, nullptr, retain_graph);
+}
+
+template <class T>
+void Var<T>::backward(const Array<T>& seed, bool retain_graph) const {
+  Tape<T>::current().backward(*this, &seed, retain_graph);
+}
+
+// ---- Backward -------------------------------------------------------------------------------
+
+template <class T>
+void Backward<T>::add_array(std::size_t i, Array<T>&& g) {
+  detail::Node<T>& n = *(*inputs_)[i];
+  if (g.shape() != n.value.shape()) {
+    if (g.dimension() < n.value.dimension())
+      throw ShapeError(fmt::format("{} (backward): gradient {} for input {} of shape {}", op_,
+                                   shape_str(g.shape()), i, shape_str(n.value.shape())));
+    g = sum_to(g, n.value.shape());
+  }
+  if (!n.has_grad) {
+    n.grad = std::move(g);
+    n.has_grad = true;
+  } else {
+    xt::noalias(n.grad) += g;
+  }
+}
+
+template <class T>
+Array<T>& Backward<T>::buffer(std::size_t i, bool& fresh) {
+  detail::Node<T>& n = *(*inputs_)[i];
+  fresh = !n.has_grad;
+  if (fresh) {
+    n.grad.resize(n.value.shape());
+    n.has_grad = true;
+  }
+  return n.grad;
+}
+
+template <class T>
+Array<T>& Backward<T>::zeroed_buffer(std::size_t i) {
+  bool fresh = false;
+  Array<T>& g = buffer(i, fresh);
+  if (fresh) std::fill(g.begin(), g.end(), T(0));
+  return g;
+}
+
+// ---- Tape -----------------------------------------------------------------------------------
+
+namespace {
+template <class T>
+Tape<T>*& current_slot() {
+  thread_local Tape<T>* slot = nullptr;
+  return slot;
+}
+}  // namespace
+
+template <class T>
+Tape<T>& Tape<T>::current() {
+  Tape*& slot = current_slot<T>();
+  if (slot) return *slot;
+  thread_local Tape<T> default_tape;
+  return default_tape;
+}
+
+template <class T>
+Tape<T>::Scope::Scope(Tape& tape) : prev_(current_slot<T>()) {
+  current_slot<T>() = &tape;
+}
+
+template <class T>
+Tape<T>::Scope::~Scope() {
+  current_slot<T>() = prev_;
+}
+
+template <class T>
+void Tape<T>::clear() {
+  for (std::size_t i = 0; i < size_; ++i) {
+    Record& r = records_[i];
+    r.out.reset();
+    r.inputs.clear();  // keeps capacity
+    r.fn.reset();
+  }
+  size_ = 0;
+  ++epoch_;
+}
+
+template <class T>
+Var<T> Tape<T>::append(const char* op, Array<T>&& value, std::span<const Var<T>> inputs,
+                       BackwardFn&& fn) {
+  const bool anomaly = detail::anomaly_mode();
+  if (anomaly && !all_finite(value))
+    throw AnomalyError(fmt::format("anomaly: '{}' (record #{}) produced a NaN or Inf in its output of "
+                                   "shape {}",
+                                   op, size_, shape_str(value.shape())));
+  bool needs = false;
+  if (detail::grad_mode()) {
+    for (const Var<T>& in : inputs) {
+      if (!in.defined()) throw TapeError(fmt::format("{}: an input is an undefined Var", op));
+      const auto& n = *in.node_ptr();
+      if (!n.requires_grad) continue;
+      needs = true;
+      if (!n.is_leaf && (n.tape != this || n.epoch != epoch_))
+        throw TapeError(fmt::format(
+            "{}: an input (the result of '{}', shape {}) was recorded on a tape that has since been "
+            "cleared or on another tape; call detach() on values carried across steps",
+            op, n.op, shape_str(n.value.shape())));
+    }
+  }
+  auto node = std::make_shared<detail::Node<T>>();
+  node->value = std::move(value);
+  if (!needs) return Var<T>::from_node(std::move(node));  // nothing to differentiate
+  node->requires_grad = true;
+  node->is_leaf = false;
+  node->op = op;
+  node->tape = this;
+  node->epoch = epoch_;
+  node->index = size_;
+  if (size_ == records_.size()) records_.emplace_back();
+  Record& r = records_[size_++];
+  r.op = op;
+  r.out = node;
+  for (const Var<T>& in : inputs) r.inputs.push_back(in.node_ptr());
+  r.fn = std::move(fn);
+  return Var<T>::from_node(std::move(node));
+}
+
+template <class T>
+void Tape<T>::backward(const Var<T>& loss, const Array<T>* seed, bool retain_graph) {
+  if (!loss.defined()) throw TapeError("backward: the loss is an undefined Var");
+  detail::Node<T>& ln = *loss.node_ptr();
+  if (!ln.requires_grad)
+    throw TapeError(fmt::format("backward: the loss (shape {}, from '{}') does not require grad: no "
+                                "input with requires_grad contributed to it, or it was computed "
+                                "under NoGradGuard",
+                                shape_str(ln.value.shape()), ln.op));
+  if (!ln.is_leaf && (ln.tape != this || ln.epoch != epoch_))
+    throw TapeError(fmt::format("backward: the tape that recorded this loss ('{}') has been cleared "
+                                "since (a second backward? pass retain_graph=true to the first)",
+                                ln.op));
+  Array<T> g;
+  if (seed) {
+    check_same_shape("backward", "the seed gradient", seed->shape(), ln.value.shape());
+    g = *seed;
+  } else {
+    if (ln.value.size() != 1)
+      throw TapeError(fmt::format("backward: the loss has shape {}; backward from a non-scalar needs "
+                                  "an explicit seed gradient",
+                                  shape_str(ln.value.shape())));
+    g = full<T>(ln.value.shape(), T(1));
+  }
+  if (ln.is_leaf) {
+    if (ln.has_grad) {
+      xt::noalias(ln.grad) += g;
+    } else {
+      ln.grad = std::move(g);
+      ln.has_grad = true;
+    }
+    return;
+  }
+  // Intermediate gradients from an earlier backward over a retained graph start again at zero.
+  for (std::size_t k = 0; k <= ln.index; ++k) records_[k].out->has_grad = false;
+  ln.grad = std::move(g);
+  ln.has_grad = true;
+
+  const bool anomaly = detail::anomaly_mode();
+  Backward<T> b;
+  for (std::size_t k = ln.index + 1; k-- > 0;) {
+    Record& r = records_[k];
+    detail::Node<T>& out = *r.out;
+    if (!out.has_grad) continue;  // not on a path to the loss
+    b.grad_ = &out.grad;
+    b.out_ = &out.value;
+    b.inputs_ = &r.inputs;
+    b.op_ = r.op;
+    r.fn(b);
+    if (anomaly) {
+      for (std::size_t i = 0; i < r.inputs.size(); ++i) {
+        const auto& in = *r.inputs[i];
+        if (in.has_grad && !all_finite(in.grad))
+          throw AnomalyError(fmt::format("anomaly: backward of '{}' (record #{}) produced a NaN or Inf "
+                                         "in the gradient of its input {} (shape {})",
+                                         r.op, k, i, shape_str(in.value.shape())));
+      }
+    }
+    if (!out.retain_grad) {  // consumed: free it now
+      out.grad = Array<T>();
+      out.has_grad = false;
+    }
+  }
+  if (!retain_graph) clear();
+}
+
+template <class T>
+std::string Tape<T>::dump() const {
+  std::string s;
+  for (std::size_t i = 0; i < size_; ++i) {
+    const Record& r = records_[i];
+    s += fmt::format("#{} {} -> {}\n", i, r.op, shape_str(r.out->value.shape()));
+  }
+  return s;
+}
+
+template class Var<float>;
+template class Var<double>;
+template class Backward<float>;
+template class Backward<double>;
+template class Tape<float>;
+template class Tape<double>;
+
+}  // namespace xg

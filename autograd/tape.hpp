@@ -1,0 +1,325 @@
+// The tape: reverse-mode automatic differentiation as a Wengert list.
+//
+// Every differentiable op appends one record (op name, output, inputs, backward closure) to the
+// current tape in execution order. `backward(loss)` seeds dL/dloss and walks the records in
+// reverse, each record adding (+=) its vector-Jacobian product into its inputs' gradients.
+// No topological sort, no recursion.
+//
+// Which tape? Each thread has its own current tape (one per element type), so two threads never
+// share state. `Tape<T>::Scope` makes another tape current for its lifetime; most code never
+// names a tape at all:
+//
+//     Var<float> w(init, /*requires_grad=*/true);
+//     Var<float> loss = sum(tanh(matmul(x, w)));
+//     loss.backward();          // walks this thread's tape, then clears it (capacity is kept)
+//     w.grad();                 // dL/dw
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <span>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include <xgrad/autograd/small_fn.hpp>
+#include <xgrad/tensor/tensor.hpp>
+
+namespace xg {
+
+/// Misuse of the tape: a second backward over a cleared tape, a non-scalar loss without a seed,
+/// a value carried across a cleared tape without detach().
+struct TapeError : std::logic_error {
+  using std::logic_error::logic_error;
+};
+
+/// A NaN or Inf found in anomaly mode; the message names the op that produced it.
+struct AnomalyError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+template <class T>
+class Var;
+template <class T>
+class Tape;
+template <class T>
+class Backward;
+
+namespace detail {
+template <class T>
+struct Node {
+  Array<T> value;
+  Array<T> grad;  // valid only when has_grad
+  bool has_grad = false;
+  bool requires_grad = false;
+  bool is_leaf = true;
+  bool retain_grad = false;
+  const char* op = "leaf";
+  const void* tape = nullptr;  // where it was recorded (non-leaves)
+  std::uint64_t epoch = 0;
+  std::size_t index = 0;  // record index on that tape
+};
+template <class T>
+using NodePtr = std::shared_ptr<Node<T>>;
+
+template <class A, class B>
+bool same_shape(const A& a, const B& b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin());
+}
+
+bool& grad_mode();     // thread-local: are ops recorded?
+bool& anomaly_mode();  // thread-local: check every output and gradient for NaN/Inf
+}  // namespace detail
+
+/// While alive, ops on this thread record nothing (evaluation, optimizer updates).
+class NoGradGuard {
+ public:
+  NoGradGuard() : prev_(detail::grad_mode()) { detail::grad_mode() = false; }
+  ~NoGradGuard() { detail::grad_mode() = prev_; }
+  NoGradGuard(const NoGradGuard&) = delete;
+  NoGradGuard& operator=(const NoGradGuard&) = delete;
+
+ private:
+  bool prev_;
+};
+
+/// Whether ops on this thread are currently recorded.
+inline bool grad_enabled() { return detail::grad_mode(); }
+
+/// While alive, every recorded output and every gradient in backward is checked for NaN/Inf;
+/// the first one raises AnomalyError naming the op and its record number.
+class AnomalyGuard {
+ public:
+  explicit AnomalyGuard(bool on = true) : prev_(detail::anomaly_mode()) {
+    detail::anomaly_mode() = on;
+  }
+  ~AnomalyGuard() { detail::anomaly_mode() = prev_; }
+  AnomalyGuard(const AnomalyGuard&) = delete;
+  AnomalyGuard& operator=(const AnomalyGuard&) = delete;
+
+ private:
+  bool prev_;
+};
+
+/// A differentiable value: a shared handle to an array, its gradient and its place on the tape.
+/// Copies share the same node (like torch.Tensor handles).
+template <class T>
+class Var {
+ public:
+  using value_type = T;
+
+  /// An undefined Var (defined() is false).
+  Var() = default;
+  /// A leaf: an input or a parameter. `Var<float> w(init, true)`.
+  explicit Var(Array<T> value, bool requires_grad = false);
+  /// A 0-d leaf holding `v`.
+  static Var scalar(T v, bool requires_grad = false);
+
+  bool defined() const { return node_ != nullptr; }
+  const Array<T>& value() const { return node().value; }
+  /// The value for in-place updates of a leaf (optimizers, loading). Throws TapeError on a
+  /// recorded result, whose value its consumers' backward may still read.
+  Array<T>& mutable_value();
+  const Shape& shape() const { return node().value.shape(); }
+  std::size_t shape(std::size_t i) const { return node().value.shape(i); }
+  std::size_t dim() const { return node().value.dimension(); }
+  std::size_t size() const { return node().value.size(); }
+  /// The single element of a one-element value; throws ShapeError otherwise.
+  T item() const;
+
+  bool requires_grad() const { return node_ && node_->requires_grad; }
+  /// Leaves only: start or stop tracking gradients.
+  Var& set_requires_grad(bool on);
+  bool is_leaf() const { return node().is_leaf; }
+  /// The name of the op that produced this value ("leaf" for leaves).
+  const char* op() const { return node().op; }
+
+  bool has_grad() const { return node_ && node_->has_grad; }
+  /// dL/d(this) after backward. Throws TapeError when no gradient has arrived.
+  const Array<T>& grad() const;
+  Array<T>& mutable_grad();
+  /// Forgets the gradient (the next backward starts from zero).
+  void zero_grad();
+  /// Keep this intermediate's gradient after backward (leaves always keep theirs).
+  Var& retain_grad();
+
+  /// The same value without history: a new leaf that does not require grad.
+  Var detach() const;
+
+  /// Backpropagates from this scalar on this thread's current tape, then clears the tape.
+  void backward(bool retain_graph = false) const;
+  /// Backpropagates from a value of any shape with an explicit seed gradient dL/d(this).
+  void backward(const Array<T>& seed, bool retain_graph = false) const;
+
+  /// Internal handle (ops and the tape use it).
+  const detail::NodePtr<T>& node_ptr() const { return node_; }
+  static Var from_node(detail::NodePtr<T> n) {
+    Var v;
+    v.node_ = std::move(n);
+    return v;
+  }
+
+ private:
+  detail::Node<T>& node() const;
+  detail::NodePtr<T> node_;
+};
+
+/// What an op's backward sees: the upstream gradient, the forward output and inputs, and a way
+/// to add into each input's gradient.
+///
+///     // y = exp(x)     dx = dy * y
+///     [](Backward<float>& b) { b.add(0, b.grad() * b.out()); }
+template <class T>
+class Backward {
+ public:
+  /// dL/d(output), with the output's shape.
+  const Array<T>& grad() const { return *grad_; }
+  /// The forward output value.
+  const Array<T>& out() const { return *out_; }
+  /// The forward value of input i.
+  const Array<T>& in(std::size_t i) const { return (*inputs_)[i]->value; }
+  std::size_t num_inputs() const { return inputs_->size(); }
+  /// Whether input i wants a gradient (skip work when it does not).
+  bool needs(std::size_t i) const { return (*inputs_)[i]->requires_grad; }
+
+  /// Adds `g` into input i's gradient. A broadcast `g` (larger than the input) is first summed
+  /// back to the input's shape; any other shape mismatch is a ShapeError naming the op.
+  template <class E>
+  void add(std::size_t i, E&& g);
+
+  /// Input i's gradient buffer for kernels that accumulate in place (BLAS with beta, scatter).
+  /// `fresh` is set when the buffer is new and uninitialised: the kernel must assign (beta = 0).
+  Array<T>& buffer(std::size_t i, bool& fresh);
+  /// Input i's gradient buffer, zero-filled if it is new.
+  Array<T>& zeroed_buffer(std::size_t i);
+
+  const char* op() const { return op_; }
+
+ private:
+  friend class Tape<T>;
+  void add_array(std::size_t i, Array<T>&& g);
+  const Array<T>* grad_ = nullptr;
+  const Array<T>* out_ = nullptr;
+  const std::vector<detail::NodePtr<T>>* inputs_ = nullptr;
+  const char* op_ = "";
+};
+
+/// The list of records. Clearing keeps its capacity, so a training loop that records the same
+/// ops every step stops allocating record storage after the first step.
+template <class T>
+class Tape {
+ public:
+  using BackwardFn = detail::SmallFn<void(Backward<T>&)>;
+
+  Tape() = default;
+  Tape(const Tape&) = delete;
+  Tape& operator=(const Tape&) = delete;
+
+  /// This thread's current tape for element type T.
+  static Tape& current();
+
+  /// Makes `tape` current on this thread until the scope ends.
+  class Scope {
+   public:
+    explicit Scope(Tape& tape);
+    ~Scope();
+    Scope(const Scope&) = delete;
+    Scope& operator=(const Scope&) = delete;
+
+   private:
+    Tape* prev_;
+  };
+
+  /// Number of live records.
+  std::size_t size() const { return size_; }
+  /// Record slots allocated (does not shrink on clear).
+  std::size_t capacity() const { return records_.size(); }
+  /// Drops every record (releasing intermediates) but keeps the slots.
+  void clear();
+  /// Incremented by every clear; values recorded in an older epoch cannot be backpropagated.
+  std::uint64_t epoch() const { return epoch_; }
+
+  /// Backpropagates from `loss` (a 0-d or one-element value unless `seed` is given), then clears
+  /// the tape unless `retain_graph`.
+  void backward(const Var<T>& loss, const Array<T>* seed = nullptr, bool retain_graph = false);
+
+  /// The op names of the live records, one per line, numbered (for debugging).
+  std::string dump() const;
+
+  /// Appends a record; used by `record()` below. Returns the output Var.
+  Var<T> append(const char* op, Array<T>&& value, std::span<const Var<T>> inputs, BackwardFn&& fn);
+
+ private:
+  struct Record {
+    const char* op = "";
+    detail::NodePtr<T> out;
+    std::vector<detail::NodePtr<T>> inputs;
+    BackwardFn fn;
+  };
+  std::vector<Record> records_;
+  std::size_t size_ = 0;
+  std::uint64_t epoch_ = 1;
+};
+
+/// Records an op: the mechanism every built-in op uses, and the public custom-op API.
+///
+/// `value` is the forward result; `inputs` are the Vars it was computed from; `backward` is
+/// called with a Backward<T>& during the reverse walk and adds each input's gradient. When no
+/// input requires grad (or inside NoGradGuard) nothing is recorded and the closure is dropped.
+///
+///     // y = x * sigmoid(x)      dy/dx = s + x s (1 - s)
+///     template <class T> Var<T> swish(const Var<T>& x) {
+///       Array<T> s = 1 / (1 + xt::exp(-x.value()));
+///       Array<T> y = x.value() * s;
+///       return record("swish", std::move(y), {x}, [s](Backward<T>& b) {
+///         b.add(0, b.grad() * (s + b.in(0) * s * (1 - s)));
+///       });
+///     }
+template <class T, class F>
+Var<T> record(const char* op, Array<T> value, std::span<const Var<T>> inputs, F&& backward) {
+  static_assert(std::is_invocable_v<F&, Backward<T>&>, "backward must be callable with Backward<T>&");
+  return Tape<T>::current().append(op, std::move(value), inputs,
+                                   typename Tape<T>::BackwardFn(std::forward<F>(backward)));
+}
+template <class T, class F>
+Var<T> record(const char* op, Array<T> value, std::initializer_list<Var<T>> inputs, F&& backward) {
+  return record<T>(op, std::move(value), std::span<const Var<T>>(inputs.begin(), inputs.size()),
+                   std::forward<F>(backward));
+}
+
+/// Frees functions on Var for symmetry with the ops: `backward(loss)`.
+template <class T>
+void backward(const Var<T>& loss, bool retain_graph = false) {
+  loss.backward(retain_graph);
+}
+
+// ---- Backward<T>::add ----------------------------------------------------------------------
+template <class T>
+template <class E>
+void Backward<T>::add(std::size_t i, E&& g) {
+  detail::Node<T>& n = *(*inputs_)[i];
+  if (!n.requires_grad) return;
+  if constexpr (std::is_same_v<std::decay_t<E>, Array<T>>) {
+    if (n.has_grad && detail::same_shape(g.shape(), n.value.shape())) {
+      xt::noalias(n.grad) += g;
+      return;
+    }
+    if constexpr (!std::is_lvalue_reference_v<E>) {
+      add_array(i, std::move(g));
+    } else {
+      add_array(i, Array<T>(g));
+    }
+  } else {
+    if (n.has_grad && detail::same_shape(g.shape(), n.value.shape())) {
+      xt::noalias(n.grad) += g;  // no temporary: the gradient buffer is not an operand
+      return;
+    }
+    Array<T> tmp = empty<T>(Shape(g.shape().begin(), g.shape().end()));
+    xt::noalias(tmp) = g;
+    add_array(i, std::move(tmp));
+  }
+}
+
+}  // namespace xg

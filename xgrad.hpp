@@ -1,0 +1,9 @@
+// The whole public API of xgrad: #include <xgrad/xgrad.hpp>
+#pragma once
+
+#include <xgrad/tensor/blas.hpp>
+#include <xgrad/tensor/npy.hpp>
+#include <xgrad/tensor/random.hpp>
+#include <xgrad/tensor/tensor.hpp>
+
+#include <xgrad/autograd/autograd.hpp>
