@@ -7,3 +7,5 @@
 #include <xgrad/tensor/tensor.hpp>
 
 #include <xgrad/autograd/autograd.hpp>
+#include <xgrad/nn/nn.hpp>
+#include <xgrad/optim/optim.hpp>

@@ -59,6 +59,13 @@ template <class T>
 GradcheckReport gradcheck(const GradcheckFn<T>& f, const std::vector<Array<T>>& inputs,
                           const GradcheckOptions& options = {});
 
+/// Checks a function of existing leaves (a module's parameters, say): their values are perturbed
+/// in place and restored; their gradients are reset. Every leaf must require grad.
+///     gradcheck<double>([&] { return sum(lstm.forward(x).output); }, lstm.parameters());
+template <class T>
+GradcheckReport gradcheck(const std::function<Var<T>()>& f, const std::vector<Var<T>>& leaves,
+                          const GradcheckOptions& options = {});
+
 }  // namespace xg
 
 template <>

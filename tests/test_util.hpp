@@ -42,6 +42,23 @@ inline void expect_gradcheck(const GradcheckFn<double>& f, const std::vector<Arr
   for (const auto& in : r.inputs) BOOST_TEST_MESSAGE(fmt::format("input {} max abs err {:.2e}", in.input, in.max_abs_error));
 }
 
+/// Same, for a function of existing leaves (module parameters and inputs).
+inline void expect_gradcheck(const std::function<Var<double>()>& f, const std::vector<Var<double>>& leaves,
+                             GradcheckOptions o = {}) {
+  GradcheckReport r = gradcheck<double>(f, leaves, o);
+  BOOST_TEST(r.pass, fmt::format("{}", r));
+}
+
+/// Leaves that require grad, for gradcheck inputs.
+inline Var<double> leaf(const Array<double>& a) { return Var<double>(a, true); }
+
+/// inputs followed by every parameter of the modules.
+template <class... M>
+std::vector<Var<double>> with_params(std::vector<Var<double>> inputs, const M&... mods) {
+  (..., [&] { for (auto& p : mods.parameters()) inputs.push_back(p); }());
+  return inputs;
+}
+
 template <class T>
 bool close(const Array<T>& a, const Array<T>& b, double rtol = 1e-12, double atol = 1e-12) {
   return a.shape() == b.shape() && xt::allclose(a, b, rtol, atol);

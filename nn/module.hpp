@@ -1,0 +1,106 @@
+// Modules: named parameters and submodules, train/eval mode, save/load to .npz.
+// Modules only compose autograd ops; nothing in nn/ defines a backward.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <xgrad/autograd/autograd.hpp>
+#include <xgrad/tensor/npy.hpp>
+#include <xgrad/tensor/random.hpp>
+
+namespace xg {
+
+/// This thread's default generator for parameter initialisation and dropout masks.
+Generator& default_generator();
+/// Seeds it (like torch.manual_seed): the same seed builds the same modules.
+void manual_seed(std::uint64_t seed);
+
+}  // namespace xg
+
+namespace xg::nn {
+
+/// Declares an option with a chained setter and a getter, as the PyTorch C++ frontend does:
+/// `LSTMOptions(16, 32).num_layers(2).bidirectional(true)`.
+#define XG_ARG(TYPE, NAME, DEFAULT)         \
+ public:                                    \
+  auto& NAME(TYPE v) {                      \
+    NAME##_ = std::move(v);                 \
+    return *this;                           \
+  }                                         \
+  const TYPE& NAME() const { return NAME##_; } \
+                                            \
+ private:                                   \
+  TYPE NAME##_ = DEFAULT
+
+/// What load() found: keys it expected but did not find, keys it did not expect, and keys whose
+/// shapes disagree ("name: file (3, 4) vs model (4, 4)").
+struct LoadReport {
+  std::vector<std::string> missing, unexpected, mismatched;
+  bool ok() const { return missing.empty() && unexpected.empty() && mismatched.empty(); }
+  std::string str() const;
+};
+
+template <class T = float>
+class Module {
+ public:
+  using value_type = T;
+  virtual ~Module() = default;
+
+  /// Parameters with dotted names, this module's first, then each submodule's in order.
+  std::vector<std::pair<std::string, Var<T>>> named_parameters() const;
+  std::vector<Var<T>> parameters() const;
+  /// Total number of scalar parameters.
+  std::size_t num_parameters() const;
+  /// Forgets every parameter's gradient.
+  void zero_grad();
+
+  /// Training mode (dropout active) or evaluation mode, for this module and its submodules.
+  void train(bool on = true);
+  void eval() { train(false); }
+  bool is_training() const { return training_; }
+
+  /// Parameter values by name (copies).
+  ArrayMap state_dict() const;
+  /// Loads values by name. With `strict`, any missing, unexpected or mis-shaped key throws
+  /// ValueError naming them all, and nothing is changed. Float32 and float64 files both load.
+  LoadReport load_state_dict(const ArrayMap& state, bool strict = true);
+  /// Saves parameters to an .npz keyed by their names (written atomically).
+  void save(const std::string& path) const;
+  /// Loads an .npz written by save() or by numpy.savez(path, **torch_model.state_dict()).
+  LoadReport load(const std::string& path, bool strict = true);
+
+  const std::string& name() const { return name_; }
+
+ protected:
+  explicit Module(std::string name) : name_(std::move(name)) {}
+  /// Registers a parameter (a leaf that requires grad) under `name`; returns its handle.
+  Var<T> register_parameter(const std::string& name, Array<T> value);
+  /// Registers a submodule; its parameters appear as "<name>.<param>".
+  template <class M>
+  std::shared_ptr<M> register_module(const std::string& name, std::shared_ptr<M> m) {
+    children_.emplace_back(name, m);
+    return m;
+  }
+
+ private:
+  std::string name_;
+  std::vector<std::pair<std::string, Var<T>>> params_;
+  std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
+  bool training_ = true;
+};
+
+/// A module mapping one Var to one Var (what Sequential chains).
+template <class T = float>
+class UnaryModule : public Module<T> {
+ public:
+  virtual Var<T> forward(const Var<T>& x) = 0;
+  Var<T> operator()(const Var<T>& x) { return forward(x); }
+
+ protected:
+  using Module<T>::Module;
+};
+
+}  // namespace xg::nn

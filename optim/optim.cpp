@@ -1,0 +1,284 @@
+#include <cmath>
+#include <limits>
+
+#include <fmt/format.h>
+
+#include <xgrad/optim/optim.hpp>
+
+namespace xg::optim {
+
+template <class T>
+NamedParams<T> name_params(const std::vector<Var<T>>& params) {
+  NamedParams<T> out;
+  for (std::size_t i = 0; i < params.size(); ++i) out.emplace_back(std::to_string(i), params[i]);
+  return out;
+}
+
+namespace {
+void check_lr(double lr) {
+  if (!(lr >= 0.0) || !std::isfinite(lr))
+    throw ValueError(fmt::format("optimizer: learning rate {} must be finite and >= 0", lr));
+}
+void check_range(const char* opt, const char* what, double v, double lo, double hi) {
+  if (!(v >= lo && v <= hi))
+    throw ValueError(fmt::format("{}: {} = {} must be in [{}, {}]", opt, what, v, lo, hi));
+}
+}  // namespace
+
+// ---- Optimizer --------------------------------------------------------------------------------
+
+template <class T>
+Optimizer<T>::Optimizer(NamedParams<T> params, double lr) : lr_(lr), params_(std::move(params)) {
+  check_lr(lr);
+  for (auto& [n, p] : params_) {
+    if (!p.defined() || !p.is_leaf() || !p.requires_grad())
+      throw ValueError(fmt::format("optimizer: parameter '{}' must be a leaf that requires grad", n));
+  }
+  state_.resize(params_.size());
+}
+
+template <class T>
+void Optimizer<T>::set_lr(double lr) {
+  check_lr(lr);
+  lr_ = lr;
+}
+
+template <class T>
+void Optimizer<T>::step() {
+  if (!allow_nonfinite_)
+    for (auto& [n, p] : params_)
+      if (p.has_grad() && !all_finite(p.grad()))
+        throw ValueError(fmt::format("optimizer step: the gradient of '{}' {} contains NaN or Inf "
+                                     "(step skipped; allow_nonfinite(true) to step anyway)",
+                                     n, shape_str(p.shape())));
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    Var<T>& p = params_[i].second;
+    if (!p.has_grad()) continue;
+    update(p.mutable_value(), p.grad(), state_[i]);
+  }
+  ++steps_;
+}
+
+template <class T>
+void Optimizer<T>::zero_grad() {
+  for (auto& [n, p] : params_) p.zero_grad();
+}
+
+template <class T>
+ArrayMap Optimizer<T>::state_dict() const {
+  ArrayMap m;
+  m.emplace("step", full<double>(Shape{}, static_cast<double>(steps_)));
+  m.emplace("lr", full<double>(Shape{}, lr_));
+  for (std::size_t i = 0; i < params_.size(); ++i)
+    for (auto& [k, v] : state_[i]) m.emplace(params_[i].first + "." + k, v);
+  return m;
+}
+
+template <class T>
+void Optimizer<T>::load_state_dict(const ArrayMap& state) {
+  auto scalar = [&](const char* key) {
+    auto it = state.find(key);
+    if (it == state.end()) throw ValueError(fmt::format("optimizer load_state_dict: no '{}' entry", key));
+    return array_cast<double>(it->second, key)();
+  };
+  const double steps = scalar("step"), lr = scalar("lr");
+  std::vector<std::map<std::string, Array<T>>> loaded(params_.size());
+  for (auto& [key, v] : state) {
+    if (key == "step" || key == "lr") continue;
+    const auto dot = key.rfind('.');
+    bool found = false;
+    for (std::size_t i = 0; dot != std::string::npos && i < params_.size(); ++i) {
+      if (key.compare(0, dot, params_[i].first) != 0 || params_[i].first.size() != dot) continue;
+      Array<T> a = array_cast<T>(v, key);
+      if (a.shape() != params_[i].second.shape())
+        throw ValueError(fmt::format("optimizer load_state_dict: '{}' has shape {} but the parameter has {}",
+                                     key, shape_str(a.shape()), shape_str(params_[i].second.shape())));
+      loaded[i][key.substr(dot + 1)] = std::move(a);
+      found = true;
+    }
+    if (!found) throw ValueError(fmt::format("optimizer load_state_dict: unexpected key '{}'", key));
+  }
+  state_ = std::move(loaded);
+  steps_ = static_cast<std::size_t>(steps);
+  set_lr(lr);
+}
+
+// ---- SGD --------------------------------------------------------------------------------------
+
+template <class T>
+SGD<T>::SGD(NamedParams<T> params, const SGDOptions& o) : Optimizer<T>(std::move(params), o.lr()), options(o) {
+  check_range("SGD", "momentum", o.momentum(), 0.0, 1.0);
+  check_range("SGD", "dampening", o.dampening(), 0.0, 1.0);
+  if (!(o.weight_decay() >= 0)) throw ValueError(fmt::format("SGD: weight_decay = {} must be >= 0", o.weight_decay()));
+  if (o.nesterov() && (o.momentum() <= 0 || o.dampening() != 0))
+    throw ValueError("SGD: nesterov needs momentum > 0 and dampening = 0");
+}
+
+template <class T>
+void SGD<T>::update(Array<T>& p, const Array<T>& grad, std::map<std::string, Array<T>>& state) {
+  const T lr = static_cast<T>(this->lr_), wd = static_cast<T>(options.weight_decay());
+  const T mu = static_cast<T>(options.momentum()), damp = static_cast<T>(options.dampening());
+  Array<T> g = wd != T(0) ? Array<T>(grad + wd * p) : grad;
+  if (mu != T(0)) {
+    auto it = state.find("momentum_buffer");
+    if (it == state.end()) {
+      it = state.emplace("momentum_buffer", g).first;
+    } else {
+      Array<T>& b = it->second;
+      xt::noalias(b) = mu * b + (T(1) - damp) * g;
+    }
+    if (options.nesterov()) {
+      g += mu * it->second;
+    } else {
+      g = it->second;
+    }
+  }
+  xt::noalias(p) -= lr * g;
+}
+
+// ---- Adam -------------------------------------------------------------------------------------
+
+template <class T>
+Adam<T>::Adam(NamedParams<T> params, const AdamOptions& o) : Optimizer<T>(std::move(params), o.lr()), options(o) {
+  check_range("Adam", "beta1", o.beta1(), 0.0, 1.0 - 1e-12);
+  check_range("Adam", "beta2", o.beta2(), 0.0, 1.0 - 1e-12);
+  if (!(o.eps() >= 0)) throw ValueError(fmt::format("Adam: eps = {} must be >= 0", o.eps()));
+  if (!(o.weight_decay() >= 0)) throw ValueError(fmt::format("Adam: weight_decay = {} must be >= 0", o.weight_decay()));
+}
+
+// m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;  p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+template <class T>
+void Adam<T>::update(Array<T>& p, const Array<T>& grad, std::map<std::string, Array<T>>& state) {
+  const double t = static_cast<double>(this->steps_ + 1);
+  const T lr = static_cast<T>(this->lr_), wd = static_cast<T>(options.weight_decay());
+  const T b1 = static_cast<T>(options.beta1()), b2 = static_cast<T>(options.beta2());
+  const T eps = static_cast<T>(options.eps());
+  const bool decoupled = options.decoupled_weight_decay();
+  if (decoupled && wd != T(0)) p *= T(1) - lr * wd;
+  const Array<T>* g = &grad;
+  Array<T> g_wd;
+  if (!decoupled && wd != T(0)) {
+    g_wd = grad + wd * p;
+    g = &g_wd;
+  }
+  auto buf = [&](const char* name) -> Array<T>& {
+    auto it = state.find(name);
+    if (it == state.end()) it = state.emplace(name, zeros<T>(p.shape())).first;
+    return it->second;
+  };
+  Array<T>& m = buf("exp_avg");
+  Array<T>& v = buf("exp_avg_sq");
+  xt::noalias(m) = b1 * m + (T(1) - b1) * *g;
+  xt::noalias(v) = b2 * v + (T(1) - b2) * *g * *g;
+  const T step_size = static_cast<T>(this->lr_ / (1.0 - std::pow(options.beta1(), t)));
+  const T bc2_sqrt = static_cast<T>(std::sqrt(1.0 - std::pow(options.beta2(), t)));
+  if (options.amsgrad()) {
+    Array<T>& vmax = buf("max_exp_avg_sq");
+    xt::noalias(vmax) = xt::maximum(vmax, v);
+    xt::noalias(p) -= step_size * m / (xt::sqrt(vmax) / bc2_sqrt + eps);
+  } else {
+    xt::noalias(p) -= step_size * m / (xt::sqrt(v) / bc2_sqrt + eps);
+  }
+}
+
+// ---- Clipping ---------------------------------------------------------------------------------
+
+template <class T>
+double clip_grad_norm(const std::vector<Var<T>>& params, double max_norm) {
+  if (!(max_norm > 0)) throw ValueError(fmt::format("clip_grad_norm: max_norm = {} must be > 0", max_norm));
+  double sq = 0;
+  for (const auto& p : params)
+    if (p.has_grad())
+      for (T v : p.grad()) sq += static_cast<double>(v) * v;
+  const double norm = std::sqrt(sq);
+  const double coef = max_norm / (norm + 1e-6);
+  if (coef < 1.0)
+    for (auto p : params)
+      if (p.has_grad()) p.mutable_grad() *= static_cast<T>(coef);
+  return norm;
+}
+
+template <class T>
+void clip_grad_value(const std::vector<Var<T>>& params, double clip) {
+  if (!(clip > 0)) throw ValueError(fmt::format("clip_grad_value: clip = {} must be > 0", clip));
+  const T c = static_cast<T>(clip);
+  for (auto p : params)
+    if (p.has_grad()) {
+      Array<T>& g = p.mutable_grad();
+      g = xt::clip(g, -c, c);
+    }
+}
+
+// ---- Schedules --------------------------------------------------------------------------------
+
+template <class T>
+StepLR<T>::StepLR(Optimizer<T>& opt, std::size_t step_size, double gamma)
+    : Schedule<T>(opt), step_size_(step_size), gamma_(gamma) {
+  if (step_size == 0) throw ValueError("StepLR: step_size must be positive");
+}
+template <class T>
+double StepLR<T>::rate(std::size_t e) const {
+  return this->base_lr_ * std::pow(gamma_, static_cast<double>(e / step_size_));
+}
+
+template <class T>
+ExponentialLR<T>::ExponentialLR(Optimizer<T>& opt, double gamma) : Schedule<T>(opt), gamma_(gamma) {}
+template <class T>
+double ExponentialLR<T>::rate(std::size_t e) const {
+  return this->base_lr_ * std::pow(gamma_, static_cast<double>(e));
+}
+
+template <class T>
+CosineAnnealingLR<T>::CosineAnnealingLR(Optimizer<T>& opt, std::size_t t_max, double eta_min)
+    : Schedule<T>(opt), t_max_(t_max), eta_min_(eta_min) {
+  if (t_max == 0) throw ValueError("CosineAnnealingLR: T_max must be positive");
+}
+template <class T>
+double CosineAnnealingLR<T>::rate(std::size_t e) const {
+  return eta_min_ + (this->base_lr_ - eta_min_) *
+                        (1 + std::cos(M_PI * static_cast<double>(e) / static_cast<double>(t_max_))) / 2;
+}
+
+template <class T>
+ReduceLROnPlateau<T>::ReduceLROnPlateau(Optimizer<T>& opt, Options o)
+    : opt_(opt), o_(o), best_(std::numeric_limits<double>::infinity()) {
+  if (!(o.factor() > 0 && o.factor() < 1))
+    throw ValueError(fmt::format("ReduceLROnPlateau: factor = {} must be in (0, 1)", o.factor()));
+}
+
+template <class T>
+void ReduceLROnPlateau<T>::step(double metric) {
+  if (metric < best_ * (1.0 - o_.threshold())) {
+    best_ = metric;
+    bad_ = 0;
+  } else {
+    ++bad_;
+  }
+  if (cooldown_left_ > 0) {
+    --cooldown_left_;
+    bad_ = 0;
+  }
+  if (bad_ > o_.patience()) {
+    const double old_lr = opt_.lr(), new_lr = std::max(old_lr * o_.factor(), o_.min_lr());
+    if (old_lr - new_lr > o_.eps()) opt_.set_lr(new_lr);
+    cooldown_left_ = o_.cooldown();
+    bad_ = 0;
+  }
+}
+
+#define XG_INSTANTIATE(T)                                                      \
+  template NamedParams<T> name_params(const std::vector<Var<T>>&);             \
+  template class Optimizer<T>;                                                 \
+  template class SGD<T>;                                                       \
+  template class Adam<T>;                                                      \
+  template double clip_grad_norm(const std::vector<Var<T>>&, double);          \
+  template void clip_grad_value(const std::vector<Var<T>>&, double);           \
+  template class StepLR<T>;                                                    \
+  template class ExponentialLR<T>;                                             \
+  template class CosineAnnealingLR<T>;                                         \
+  template class ReduceLROnPlateau<T>;
+XG_INSTANTIATE(float)
+XG_INSTANTIATE(double)
+#undef XG_INSTANTIATE
+
+}  // namespace xg::optim

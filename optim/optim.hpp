@@ -1,0 +1,222 @@
+// Optimizers, gradient clipping and learning-rate schedules. They update parameter values in
+// place, outside the tape; defaults and update rules are torch.optim's.
+//
+//     optim::Adam opt(model.named_parameters(), optim::AdamOptions(1e-3));
+//     opt.zero_grad();  loss.backward();  optim::clip_grad_norm(model.parameters(), 1.0);  opt.step();
+#pragma once
+
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <xgrad/autograd/tape.hpp>
+#include <xgrad/tensor/npy.hpp>
+
+namespace xg::optim {
+
+#define XG_OPT_ARG(TYPE, NAME, DEFAULT) \
+ public:                                \
+  auto& NAME(TYPE v) {                  \
+    NAME##_ = v;                        \
+    return *this;                       \
+  }                                     \
+  TYPE NAME() const { return NAME##_; } \
+                                        \
+ private:                               \
+  TYPE NAME##_ = DEFAULT
+
+template <class T>
+using NamedParams = std::vector<std::pair<std::string, Var<T>>>;
+
+/// Names "0", "1", ... for parameters given without names.
+template <class T>
+NamedParams<T> name_params(const std::vector<Var<T>>& params);
+
+/// Common state: the parameters, the learning rate, per-parameter buffers, the step count.
+template <class T = float>
+class Optimizer {
+ public:
+  explicit Optimizer(NamedParams<T> params, double lr);
+  virtual ~Optimizer() = default;
+
+  /// One update from the current gradients. Parameters without a gradient are skipped. A NaN
+  /// or Inf gradient throws ValueError naming the parameter, unless allow_nonfinite(true).
+  void step();
+  /// Forgets every parameter's gradient.
+  void zero_grad();
+
+  double lr() const { return lr_; }
+  void set_lr(double lr);
+  std::size_t steps() const { return steps_; }
+  void allow_nonfinite(bool on) { allow_nonfinite_ = on; }
+  const NamedParams<T>& params() const { return params_; }
+
+  /// Buffers ("<param>.<buffer>"), "step" and "lr", for checkpoints; loading restores them exactly.
+  ArrayMap state_dict() const;
+  void load_state_dict(const ArrayMap& state);
+
+ protected:
+  /// Updates one parameter `p` from its gradient `g`; `state` holds its named buffers.
+  virtual void update(Array<T>& p, const Array<T>& g, std::map<std::string, Array<T>>& state) = 0;
+  double lr_;
+  std::size_t steps_ = 0;  // completed steps (Adam's t is steps_ + 1 during an update)
+
+ private:
+  NamedParams<T> params_;
+  std::vector<std::map<std::string, Array<T>>> state_;
+  bool allow_nonfinite_ = false;
+};
+
+struct SGDOptions {
+  explicit SGDOptions(double lr) : lr_(lr) {}
+  XG_OPT_ARG(double, lr, 0.0);
+  XG_OPT_ARG(double, momentum, 0.0);
+  XG_OPT_ARG(double, dampening, 0.0);
+  XG_OPT_ARG(double, weight_decay, 0.0);
+  XG_OPT_ARG(bool, nesterov, false);
+};
+
+/// SGD: g += wd p; b = mu b + (1 - dampening) g (b = g on the first step);
+/// g = nesterov ? g + mu b : b; p -= lr g.
+template <class T = float>
+class SGD : public Optimizer<T> {
+ public:
+  SGD(NamedParams<T> params, const SGDOptions& o);
+  SGD(const std::vector<Var<T>>& params, const SGDOptions& o) : SGD(name_params(params), o) {}
+  SGDOptions options;
+
+ protected:
+  void update(Array<T>& p, const Array<T>& g, std::map<std::string, Array<T>>& state) override;
+};
+
+struct AdamOptions {
+  explicit AdamOptions(double lr = 1e-3) : lr_(lr) {}
+  XG_OPT_ARG(double, lr, 1e-3);
+  XG_OPT_ARG(double, beta1, 0.9);
+  XG_OPT_ARG(double, beta2, 0.999);
+  XG_OPT_ARG(double, eps, 1e-8);
+  XG_OPT_ARG(double, weight_decay, 0.0);
+  XG_OPT_ARG(bool, amsgrad, false);
+  /// Decoupled weight decay (AdamW): p -= lr wd p instead of adding wd p to the gradient.
+  XG_OPT_ARG(bool, decoupled_weight_decay, false);
+};
+
+/// Adam (Kingma & Ba) with bias correction, optional amsgrad and L2 weight decay.
+template <class T = float>
+class Adam : public Optimizer<T> {
+ public:
+  Adam(NamedParams<T> params, const AdamOptions& o);
+  Adam(const std::vector<Var<T>>& params, const AdamOptions& o) : Adam(name_params(params), o) {}
+  AdamOptions options;
+
+ protected:
+  void update(Array<T>& p, const Array<T>& g, std::map<std::string, Array<T>>& state) override;
+};
+
+/// AdamW: Adam with decoupled weight decay (default 1e-2, as torch.optim.AdamW).
+template <class T = float>
+class AdamW : public Adam<T> {
+ public:
+  AdamW(NamedParams<T> params, AdamOptions o = AdamOptions().weight_decay(1e-2))
+      : Adam<T>(std::move(params), o.decoupled_weight_decay(true)) {}
+  AdamW(const std::vector<Var<T>>& params, AdamOptions o = AdamOptions().weight_decay(1e-2))
+      : AdamW(name_params(params), o) {}
+};
+
+/// Scales all gradients so that their joint L2 norm is at most max_norm (by
+/// max_norm / (norm + 1e-6), as PyTorch); returns the norm before clipping.
+template <class T>
+double clip_grad_norm(const std::vector<Var<T>>& params, double max_norm);
+
+/// Clamps every gradient element to [-clip, clip].
+template <class T>
+void clip_grad_value(const std::vector<Var<T>>& params, double clip);
+
+// ---- Learning-rate schedules: call step() once per epoch, after optimizer.step() --------------
+
+/// The rate at epoch e is a function of the base rate; step() advances e and sets the optimizer's lr.
+template <class T = float>
+class Schedule {
+ public:
+  explicit Schedule(Optimizer<T>& opt) : opt_(opt), base_lr_(opt.lr()) {}
+  virtual ~Schedule() = default;
+  void step() {
+    ++epoch_;
+    opt_.set_lr(rate(epoch_));
+  }
+  std::size_t epoch() const { return epoch_; }
+  /// For checkpoints: the epoch counter.
+  void set_epoch(std::size_t e) {
+    epoch_ = e;
+    opt_.set_lr(rate(epoch_));
+  }
+
+ protected:
+  virtual double rate(std::size_t epoch) const = 0;
+  Optimizer<T>& opt_;
+  double base_lr_;
+  std::size_t epoch_ = 0;
+};
+
+/// lr = base * gamma^(epoch / step_size)
+template <class T = float>
+class StepLR : public Schedule<T> {
+ public:
+  StepLR(Optimizer<T>& opt, std::size_t step_size, double gamma = 0.1);
+
+ protected:
+  double rate(std::size_t e) const override;
+  std::size_t step_size_;
+  double gamma_;
+};
+
+/// lr = base * gamma^epoch
+template <class T = float>
+class ExponentialLR : public Schedule<T> {
+ public:
+  ExponentialLR(Optimizer<T>& opt, double gamma);
+
+ protected:
+  double rate(std::size_t e) const override;
+  double gamma_;
+};
+
+/// lr = eta_min + (base - eta_min) (1 + cos(pi epoch / T_max)) / 2
+template <class T = float>
+class CosineAnnealingLR : public Schedule<T> {
+ public:
+  CosineAnnealingLR(Optimizer<T>& opt, std::size_t t_max, double eta_min = 0.0);
+
+ protected:
+  double rate(std::size_t e) const override;
+  std::size_t t_max_;
+  double eta_min_;
+};
+
+/// Multiplies the rate by `factor` when a metric has not improved (relative threshold, mode min)
+/// for more than `patience` epochs; then waits `cooldown` epochs. Never below min_lr.
+template <class T = float>
+class ReduceLROnPlateau {
+ public:
+  struct Options {
+    XG_OPT_ARG(double, factor, 0.1);
+    XG_OPT_ARG(std::size_t, patience, 10);
+    XG_OPT_ARG(double, threshold, 1e-4);
+    XG_OPT_ARG(std::size_t, cooldown, 0);
+    XG_OPT_ARG(double, min_lr, 0.0);
+    XG_OPT_ARG(double, eps, 1e-8);
+  };
+  ReduceLROnPlateau(Optimizer<T>& opt, Options o = Options());
+  /// Feeds this epoch's metric (lower is better).
+  void step(double metric);
+  std::size_t num_bad_epochs() const { return bad_; }
+
+ private:
+  Optimizer<T>& opt_;
+  Options o_;
+  double best_;
+  std::size_t bad_ = 0, cooldown_left_ = 0;
+};
+
+}  // namespace xg::optim
