@@ -9,3 +9,4 @@
 #include <xgrad/autograd/autograd.hpp>
 #include <xgrad/nn/nn.hpp>
 #include <xgrad/optim/optim.hpp>
+#include <xgrad/optim/checkpoint.hpp>
