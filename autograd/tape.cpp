@@ -157,12 +157,15 @@ template <class T>
 Tape<T>& Tape<T>::current() {
   Tape*& slot = current_slot<T>();
   if (slot) return *slot;
+  static const bool tuned = tune_allocator();
+  (void)tuned;
   thread_local Tape<T> default_tape;
   return default_tape;
 }
 
 template <class T>
 Tape<T>::Scope::Scope(Tape& tape) : prev_(current_slot<T>()) {
+  tune_allocator();
   current_slot<T>() = &tape;
 }
 

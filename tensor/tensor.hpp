@@ -42,6 +42,11 @@ struct IoError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/// Keeps large freed blocks in the malloc heap instead of returning them to the OS after every
+/// op (glibc's mmap threshold), so repeated training steps reuse memory. Called once by the
+/// tape; set XGRAD_MALLOC_TUNING=0 to leave malloc alone. Returns whether tuning is active.
+bool tune_allocator();
+
 /// "(4, 3)": shapes as they appear in every error message.
 std::string shape_str(const Shape& s);
 
