@@ -92,6 +92,15 @@ class Module {
   bool training_ = true;
 };
 
+/// The parameters of several modules in one list, for one optimizer:
+/// `optim::Adam opt(nn::parameters(lstm, head), optim::AdamOptions(1e-3));`
+template <class M, class... Ms>
+auto parameters(const M& first, const Ms&... rest) {
+  auto out = first.parameters();
+  (..., [&] { for (auto& p : rest.parameters()) out.push_back(p); }());
+  return out;
+}
+
 /// A module mapping one Var to one Var (what Sequential chains).
 template <class T = float>
 class UnaryModule : public Module<T> {
