@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <xtensor/xbroadcast.hpp>
 
 #include <xgrad/autograd/ops_elementwise.hpp>
 #include <xgrad/autograd/ops_linalg.hpp>
@@ -41,34 +42,59 @@ void product_into(const Array<T>& X, Trans tx, const Array<T>& Y, Trans ty, Arra
     gemm_raw<T>(tx, ty, M, N, K, T(1), xp, xc, yp, yc, beta, op, N);
   }
 }
+
+// Adds the gradients of C = op(A) op(B) for A = input ia, B = input ib:
+//   dA = dC op(B)^T   (A^T case: dA = op(B) dC^T)
+//   dB = op(A)^T dC   (B^T case: dB = dC^T op(A))
+template <class T>
+void matmul_backward(Backward<T>& bw, std::size_t ia, std::size_t ib, Trans ta, Trans tb) {
+  const Array<T>& A = bw.in(ia);
+  const Array<T>& B = bw.in(ib);
+  const Array<T>& dC = bw.grad();
+  bool fresh = false;
+  if (bw.needs(ia)) {
+    Array<T>& dA = bw.buffer(ia, fresh);
+    if (ta == Trans::No)
+      product_into<T>(dC, Trans::No, B, flip(tb), dA, fresh);
+    else
+      product_into<T>(B, tb, dC, Trans::Yes, dA, fresh);
+  }
+  if (bw.needs(ib)) {
+    Array<T>& dB = bw.buffer(ib, fresh);
+    if (tb == Trans::No)
+      product_into<T>(A, flip(ta), dC, Trans::No, dB, fresh);
+    else
+      product_into<T>(dC, Trans::Yes, A, ta, dB, fresh);
+  }
+}
 }  // namespace
 
 // C = op(A) op(B)
-//   dA = dC op(B)^T   (A^T case: dA = op(B) dC^T)
-//   dB = op(A)^T dC   (B^T case: dB = dC^T op(A))
 template <class T>
 Var<T> matmul(const Var<T>& a, const Var<T>& b, Trans ta, Trans tb) {
   Array<T> c = empty<T>(matmul_shape("matmul", a.shape(), b.shape(), ta, tb));
   matmul_into<T>(a.value(), b.value(), c, ta, tb, T(1), T(0));
-  return record("matmul", std::move(c), {a, b}, [ta, tb](Backward<T>& bw) {
-    const Array<T>& A = bw.in(0);
-    const Array<T>& B = bw.in(1);
-    const Array<T>& dC = bw.grad();
-    bool fresh = false;
-    if (bw.needs(0)) {
-      Array<T>& dA = bw.buffer(0, fresh);
-      if (ta == Trans::No)
-        product_into<T>(dC, Trans::No, B, flip(tb), dA, fresh);
-      else
-        product_into<T>(B, tb, dC, Trans::Yes, dA, fresh);
-    }
-    if (bw.needs(1)) {
-      Array<T>& dB = bw.buffer(1, fresh);
-      if (tb == Trans::No)
-        product_into<T>(A, flip(ta), dC, Trans::No, dB, fresh);
-      else
-        product_into<T>(dC, Trans::Yes, A, ta, dB, fresh);
-    }
+  return record("matmul", std::move(c), {a, b},
+                [ta, tb](Backward<T>& bw) { matmul_backward(bw, 0, 1, ta, tb); });
+}
+
+// Y = C + op(A) op(B)      dC = sum_to(dY), dA and dB as for matmul
+template <class T>
+Var<T> addmm(const Var<T>& c, const Var<T>& a, const Var<T>& b, Trans ta, Trans tb) {
+  const Shape s = matmul_shape("addmm", a.shape(), b.shape(), ta, tb);
+  Array<T> y = empty<T>(s);
+  if (c.shape() == s) {
+    std::copy(c.value().begin(), c.value().end(), y.begin());
+  } else {
+    if (broadcast_shapes("addmm", c.shape(), s) != s)
+      throw ShapeError(fmt::format("addmm: c {} does not broadcast to the product's shape {}",
+                                   shape_str(c.shape()), shape_str(s)));
+    xt::noalias(y) = xt::broadcast(c.value(), s);
+  }
+  matmul_into<T>(a.value(), b.value(), y, ta, tb, T(1), T(1));
+  return record("addmm", std::move(y), {c, a, b}, [ta, tb](Backward<T>& bw) {
+    bw.add(0, bw.grad());
+    matmul_backward(bw, 1, 2, ta, tb);
   });
 }
 
@@ -128,6 +154,7 @@ Var<T> permute(const Var<T>& x, const std::vector<std::size_t>& axes) {
 
 #define XG_INSTANTIATE(T)                                                         \
   template Var<T> matmul(const Var<T>&, const Var<T>&, Trans, Trans);             \
+  template Var<T> addmm(const Var<T>&, const Var<T>&, const Var<T>&, Trans, Trans); \
   template Var<T> linear(const Var<T>&, const Var<T>&, const Var<T>&);            \
   template Var<T> transpose(const Var<T>&);                                       \
   template Var<T> permute(const Var<T>&, const std::vector<std::size_t>&);

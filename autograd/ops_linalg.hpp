@@ -15,6 +15,12 @@ namespace xg {
 template <class T>
 Var<T> matmul(const Var<T>& a, const Var<T>& b, Trans ta = NoTrans, Trans tb = NoTrans);
 
+/// c + op(a) @ op(b) in one BLAS call (beta = 1 into a copy of c, broadcast to the result's
+/// shape): an RNN's gates are addmm(x_proj, h, W_hh, NoTrans, DoTrans).
+///   dc = sum_to(g)    da, db as for matmul
+template <class T>
+Var<T> addmm(const Var<T>& c, const Var<T>& a, const Var<T>& b, Trans ta = NoTrans, Trans tb = NoTrans);
+
 /// x W^T + b with W in [out, in] layout (PyTorch's), x of shape [..., in]; `b` may be undefined.
 /// A composite: matmul (with the transpose as a BLAS flag) plus a broadcast add.
 template <class T>

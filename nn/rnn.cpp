@@ -52,14 +52,14 @@ std::array<Array<T>, 4> init_weights(std::size_t gates, std::size_t in, const RN
 // h' = act(xp + W_hh h)
 template <class T>
 Var<T> rnn_step(const Var<T>& xp, const Var<T>& h, const Var<T>& w_hh, Nonlinearity act) {
-  Var<T> pre = xp + matmul(h, w_hh, NoTrans, DoTrans);
+  Var<T> pre = addmm(xp, h, w_hh, NoTrans, DoTrans);  // xp + h W_hh^T
   return act == Nonlinearity::Tanh ? tanh(pre) : relu(pre);
 }
 
 template <class T>
 std::pair<Var<T>, Var<T>> lstm_step(const Var<T>& xp, const Var<T>& h, const Var<T>& c,
                                     const Var<T>& w_hh) {
-  Var<T> gates = xp + matmul(h, w_hh, NoTrans, DoTrans);  // [B, 4H] from one matmul
+  Var<T> gates = addmm(xp, h, w_hh, NoTrans, DoTrans);  // xp + h W_hh^T: [B, 4H], one matmul
   std::vector<Var<T>> g = chunk(gates, 4, -1);
   Var<T> input_gate = sigmoid(g[0]);
   Var<T> forget_gate = sigmoid(g[1]);

@@ -32,6 +32,23 @@ BOOST_AUTO_TEST_CASE(matmul_all_layouts) {
                         mentions({"matmul: lhs (4, 3) and rhs (2, 5) cannot be multiplied (3 != 2)"}));
 }
 
+// addmm(c, a, b, ta, tb) = c + op(a) op(b)
+BOOST_AUTO_TEST_CASE(addmm_fused_product) {
+  Array<double> a = {{1.0, 2.0}, {3.0, 4.0}}, b = {{5.0, 6.0}, {7.0, 8.0}}, c = {{1.0, 1.0}, {1.0, 1.0}};
+  BOOST_TEST((addmm(V(c), V(a), V(b)).value() == Array<double>{{20, 23}, {44, 51}}));
+  BOOST_TEST((addmm(V(Array<double>{1.0, 2.0}), V(a), V(b)).value() == Array<double>{{20, 24}, {44, 52}}));
+  for (int ta = 0; ta < 2; ++ta)
+    for (int tb = 0; tb < 2; ++tb) {
+      const Trans A = Trans(ta), B = Trans(tb);
+      Shape sa = ta ? Shape{4, 3} : Shape{3, 4}, sb = tb ? Shape{2, 4} : Shape{4, 2};
+      expect_gradcheck([A, B](const Vs& v) { return addmm(v[0], v[1], v[2], A, B); },
+                       {rnd<double>(Shape{3, 2}, 1), rnd<double>(sa, 2), rnd<double>(sb, 3)});
+      expect_gradcheck([A, B](const Vs& v) { return addmm(v[0], v[1], v[2], A, B); },
+                       {rnd<double>(Shape{2}, 1), rnd<double>(sa, 2), rnd<double>(sb, 3)});
+    }
+  BOOST_CHECK_EXCEPTION(addmm(V(rnd<double>(Shape{3}, 1)), V(a), V(b)), ShapeError, mentions({"addmm", "(3,)"}));
+}
+
 // linear(x, w, b) with w [out, in]
 BOOST_AUTO_TEST_CASE(linear_layer) {
   Array<double> x = {{1.0, 2.0}}, w = {{1.0, 0.0}, {0.0, 1.0}, {1.0, 1.0}}, b = {0.5, 0.5, 0.5};
