@@ -9,7 +9,7 @@ using namespace xg;
 namespace bdata = boost::unit_test::data;
 using V = Var<double>;
 
-namespace {
+namespace parity_fixtures {
 constexpr double kRtol = 1e-7;
 
 struct Fixture {
@@ -59,7 +59,8 @@ const std::vector<std::string> kRnnCases = {
     "rnn_lstm_batch_first_lengths", "rnn_gru_basic", "rnn_gru_l2_bi_h0", "rnn_gru_batch_first", "rnn_gru_lengths",
     "rnn_gru_l2_bi_lengths", "rnn_tanh_basic", "rnn_tanh_l2_bi_h0", "rnn_tanh_batch_first", "rnn_tanh_lengths",
     "rnn_tanh_l2_bi_lengths", "rnn_relu_basic"};
-}  // namespace
+}  // namespace parity_fixtures
+using namespace parity_fixtures;
 
 BOOST_AUTO_TEST_SUITE(parity)
 
