@@ -63,7 +63,7 @@ BOOST_AUTO_TEST_CASE(bce_with_logits) {
 
 BOOST_AUTO_TEST_CASE(dropout_train_and_eval) {
   Generator g(3);
-  Array<double> ones = full<double>(Shape(1, 10000), 1.0);
+  Array<double> ones = xt::ones<double>({std::size_t(10000)});
   Array<double> y = dropout(V(ones), 0.25, true, g).value();
   const double zeros_frac = static_cast<double>(xt::sum(xt::equal(y, 0.0))()) / 10000.0;
   BOOST_TEST(std::abs(zeros_frac - 0.25) < 0.02);
