@@ -126,6 +126,11 @@ BOOST_AUTO_TEST_CASE(two_threads_match_sequential_runs) {
 }
 
 BOOST_AUTO_TEST_CASE(long_training_keeps_memory_flat) {
+#if defined(__SANITIZE_ADDRESS__)
+  // AddressSanitizer quarantines freed memory, so RSS grows by design; the normal build checks this.
+  BOOST_TEST_MESSAGE("RSS check not meaningful under AddressSanitizer");
+  return;
+#endif
   Run r(3);
   for (int s = 0; s < 200; ++s) r.step();
   const std::size_t early = rss_kib();
