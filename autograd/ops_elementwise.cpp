@@ -26,7 +26,7 @@ Var<T> add(const Var<T>& a, const Var<T>& b) {
   const auto& y = b.value();
   return record("add", eval_broadcast<T>("add", x, y, x + y), {a, b}, [](Backward<T>& bw) {
     bw.add(0, bw.grad());
-    bw.add(1, bw.grad());
+    bw.add(1, bw.take_grad());
   });
 }
 
@@ -36,8 +36,8 @@ Var<T> sub(const Var<T>& a, const Var<T>& b) {
   const auto& x = a.value();
   const auto& y = b.value();
   return record("sub", eval_broadcast<T>("sub", x, y, x - y), {a, b}, [](Backward<T>& bw) {
-    bw.add(0, bw.grad());
     if (bw.needs(1)) bw.add(1, -bw.grad());
+    bw.add(0, bw.take_grad());
   });
 }
 
@@ -126,7 +126,7 @@ Var<T> where(const xt::xarray<bool>& mask, const Var<T>& a, const Var<T>& b) {
 template <class T>
 Var<T> add(const Var<T>& a, Scalar<T> s) {
   Array<T> out = a.value() + s;
-  return record("add_scalar", std::move(out), {a}, [](Backward<T>& bw) { bw.add(0, bw.grad()); });
+  return record("add_scalar", std::move(out), {a}, [](Backward<T>& bw) { bw.add(0, bw.take_grad()); });
 }
 
 // c = a s          da = g s

@@ -84,17 +84,24 @@ Var<T> addmm(const Var<T>& c, const Var<T>& a, const Var<T>& b, Trans ta, Trans 
   const Shape s = matmul_shape("addmm", a.shape(), b.shape(), ta, tb);
   Array<T> y = empty<T>(s);
   if (c.shape() == s) {
-    std::copy(c.value().begin(), c.value().end(), y.begin());
+    std::copy(c.value().data(), c.value().data() + c.size(), y.data());  // raw pointers: xarray iterators are slow steppers
   } else {
     if (broadcast_shapes("addmm", c.shape(), s) != s)
       throw ShapeError(fmt::format("addmm: c {} does not broadcast to the product's shape {}",
                                    shape_str(c.shape()), shape_str(s)));
-    xt::noalias(y) = xt::broadcast(c.value(), s);
+    const std::size_t n = c.size();
+    const bool rows = c.dim() >= 1 && c.shape(c.dim() - 1) == n && n == s.back() && n > 0;  // a bias row
+    if (rows) {
+      for (T* row = y.data(); row != y.data() + y.size(); row += n)
+        std::copy(c.value().data(), c.value().data() + n, row);
+    } else {
+      xt::noalias(y) = xt::broadcast(c.value(), s);
+    }
   }
   matmul_into<T>(a.value(), b.value(), y, ta, tb, T(1), T(1));
   return record("addmm", std::move(y), {c, a, b}, [ta, tb](Backward<T>& bw) {
-    bw.add(0, bw.grad());
     matmul_backward(bw, 1, 2, ta, tb);
+    bw.add(0, bw.take_grad());
   });
 }
 
@@ -108,16 +115,15 @@ Var<T> linear(const Var<T>& x, const Var<T>& w, const Var<T>& b) {
   if (b.defined() && (b.dim() != 1 || b.shape(0) != w.shape(0)))
     throw ShapeError(fmt::format("linear: bias {} does not match weight {} (expected ({},))",
                                  shape_str(b.shape()), shape_str(w.shape()), w.shape(0)));
-  Var<T> y;
-  if (x.dim() == 2 || x.dim() == 3) {
-    y = matmul(x, w, NoTrans, DoTrans);  // [B, T, in] folds into one GEMM over B*T rows
-  } else {
-    Shape out = x.shape();
-    out.back() = w.shape(0);
-    const auto in = static_cast<std::ptrdiff_t>(w.shape(1));
-    y = reshape(matmul(reshape(x, {-1, in}), w, NoTrans, DoTrans), out);
-  }
-  return b.defined() ? y + b : y;
+  // [B, T, in] folds into one GEMM over B*T rows; the bias is the GEMM's starting value.
+  auto product = [&](const Var<T>& x2) {
+    return b.defined() ? addmm(b, x2, w, NoTrans, DoTrans) : matmul(x2, w, NoTrans, DoTrans);
+  };
+  if (x.dim() == 2 || x.dim() == 3) return product(x);
+  Shape out = x.shape();
+  out.back() = w.shape(0);
+  const auto in = static_cast<std::ptrdiff_t>(w.shape(1));
+  return reshape(product(reshape(x, {-1, in})), out);
 }
 
 // y = x^T (last two dims)       dx = dy^T

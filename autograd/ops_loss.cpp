@@ -92,7 +92,7 @@ Var<T> dropout(const Var<T>& x, double p, bool training, Generator& gen) {
   if (!training || p == 0.0) return x;
   const T scale = static_cast<T>(1.0 / (1.0 - p));
   Array<T> mask = empty<T>(x.shape());
-  for (auto& m : mask) m = gen.uniform01() < p ? T(0) : scale;
+  for (T* m = mask.data(); m != mask.data() + mask.size(); ++m) *m = gen.uniform01() < p ? T(0) : scale;
   return x * Var<T>(std::move(mask));
 }
 

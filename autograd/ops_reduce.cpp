@@ -199,7 +199,7 @@ Var<T> softmax(const Var<T>& x, std::ptrdiff_t axis) {
   const AxisLayout r = axis_layout(x.shape(), normalize_axis("softmax", axis, x.dim()));
   Array<T> y = empty<T>(x.shape());
   log_softmax_kernel(x.value().data(), y.data(), r);
-  for (auto& v : y) v = std::exp(v);
+  xt::noalias(y) = xt::exp(y);  // elementwise, no overlap issue
   return record("softmax", std::move(y), {x}, [r](Backward<T>& bw) {
     Array<T> dx = empty<T>(bw.out().shape());
     const T* y = bw.out().data();

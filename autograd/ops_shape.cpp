@@ -50,7 +50,7 @@ Var<T> reshape(const Var<T>& x, const Shape& shape) {
   Array<T> y = x.value();
   y.reshape(shape);
   return record("reshape", std::move(y), {x}, [](Backward<T>& bw) {
-    Array<T> g = bw.grad();
+    Array<T> g = bw.take_grad();
     g.reshape(bw.in(0).shape());
     bw.add(0, std::move(g));
   });
@@ -128,7 +128,17 @@ Var<T> select(const Var<T>& x, std::ptrdiff_t axis, std::size_t index) {
   if (index >= x.shape(a))
     throw ShapeError(fmt::format("select: index {} is out of range for dim {} of {}", index, a,
                                  shape_str(x.shape())));
-  return squeeze(slice(x, static_cast<std::ptrdiff_t>(a), index, 1), static_cast<std::ptrdiff_t>(a));
+  // One copy of the block, with the axis dropped; backward adds g into that block.
+  const AxisLayout r = axis_layout(x.shape(), a);
+  Shape s;
+  for (std::size_t d = 0; d < x.dim(); ++d)
+    if (d != a) s.push_back(x.shape(d));
+  Array<T> y = empty<T>(s);
+  copy_block(x.value().data(), r.dim, index, y.data(), 1, 0, 1, r.outer, r.inner, false);
+  return record("select", std::move(y), {x}, [r, index](Backward<T>& bw) {
+    Array<T>& dx = bw.zeroed_buffer(0);
+    copy_block(bw.grad().data(), 1, 0, dx.data(), r.dim, index, 1, r.outer, r.inner, true);
+  });
 }
 
 template <class T>

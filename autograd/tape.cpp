@@ -18,8 +18,7 @@ bool& anomaly_mode() {
 // ---- Var ------------------------------------------------------------------------------------
 
 template <class T>
-Var<T>::Var(Array<T> value, bool requires_grad) : node_(std::make_shared<detail::Node<T>>()) {
-  node_->value = std::move(value);
+Var<T>::Var(Array<T> value, bool requires_grad) : node_(std::make_shared<detail::Node<T>>(std::move(value))) {
   node_->requires_grad = requires_grad;
 }
 
@@ -80,7 +79,7 @@ template <class T>
 void Var<T>::zero_grad() {
   if (node_) {
     node_->has_grad = false;
-    node_->grad = Array<T>();
+    node_->grad = detail::no_array<T>();
   }
 }
 
@@ -106,6 +105,12 @@ void Var<T>::backward(const Array<T>& seed, bool retain_graph) const {
 }
 
 // ---- Backward -------------------------------------------------------------------------------
+
+template <class T>
+Array<T> Backward<T>::take_grad() {
+  if (may_take_) return std::move(*grad_);
+  return *grad_;
+}
 
 template <class T>
 void Backward<T>::add_array(std::size_t i, Array<T>&& g) {
@@ -139,7 +144,7 @@ template <class T>
 Array<T>& Backward<T>::zeroed_buffer(std::size_t i) {
   bool fresh = false;
   Array<T>& g = buffer(i, fresh);
-  if (fresh) std::fill(g.begin(), g.end(), T(0));
+  if (fresh) std::fill(g.data(), g.data() + g.size(), T(0));
   return g;
 }
 
@@ -208,8 +213,7 @@ Var<T> Tape<T>::append(const char* op, Array<T>&& value, std::span<const Var<T>>
             op, n.op, shape_str(n.value.shape())));
     }
   }
-  auto node = std::make_shared<detail::Node<T>>();
-  node->value = std::move(value);
+  auto node = std::make_shared<detail::Node<T>>(std::move(value));
   if (!needs) return Var<T>::from_node(std::move(node));  // nothing to differentiate
   node->requires_grad = true;
   node->is_leaf = false;
@@ -239,7 +243,7 @@ void Tape<T>::backward(const Var<T>& loss, const Array<T>* seed, bool retain_gra
     throw TapeError(fmt::format("backward: the tape that recorded this loss ('{}') has been cleared "
                                 "since (a second backward? pass retain_graph=true to the first)",
                                 ln.op));
-  Array<T> g;
+  Array<T> g = detail::no_array<T>();
   if (seed) {
     check_same_shape("backward", "the seed gradient", seed->shape(), ln.value.shape());
     g = *seed;
@@ -271,6 +275,7 @@ void Tape<T>::backward(const Var<T>& loss, const Array<T>* seed, bool retain_gra
     detail::Node<T>& out = *r.out;
     if (!out.has_grad) continue;  // not on a path to the loss
     b.grad_ = &out.grad;
+    b.may_take_ = !out.retain_grad;
     b.out_ = &out.value;
     b.inputs_ = &r.inputs;
     b.op_ = r.op;
@@ -285,7 +290,7 @@ void Tape<T>::backward(const Var<T>& loss, const Array<T>* seed, bool retain_gra
       }
     }
     if (!out.retain_grad) {  // consumed: free it now
-      out.grad = Array<T>();
+      out.grad = detail::no_array<T>();
       out.has_grad = false;
     }
   }

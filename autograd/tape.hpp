@@ -48,10 +48,17 @@ template <class T>
 class Backward;
 
 namespace detail {
+/// An array with no elements and no allocation (a default xarray is 0-d: one allocated element).
+template <class T>
+Array<T> no_array() {
+  return Array<T>(Shape{0});
+}
+
 template <class T>
 struct Node {
+  explicit Node(Array<T>&& v) : value(std::move(v)) {}
   Array<T> value;
-  Array<T> grad;  // valid only when has_grad
+  Array<T> grad = no_array<T>();  // valid only when has_grad
   bool has_grad = false;
   bool requires_grad = false;
   bool is_leaf = true;
@@ -176,6 +183,9 @@ class Backward {
  public:
   /// dL/d(output), with the output's shape.
   const Array<T>& grad() const { return *grad_; }
+  /// The upstream gradient as a value to hand on (moved out when nothing else needs it, so
+  /// pass-through ops copy nothing). Call it last: grad() is invalid afterwards.
+  Array<T> take_grad();
   /// The forward output value.
   const Array<T>& out() const { return *out_; }
   /// The forward value of input i.
@@ -200,7 +210,8 @@ class Backward {
  private:
   friend class Tape<T>;
   void add_array(std::size_t i, Array<T>&& g);
-  const Array<T>* grad_ = nullptr;
+  Array<T>* grad_ = nullptr;
+  bool may_take_ = false;
   const Array<T>* out_ = nullptr;
   const std::vector<detail::NodePtr<T>>* inputs_ = nullptr;
   const char* op_ = "";

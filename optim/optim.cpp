@@ -189,7 +189,7 @@ double clip_grad_norm(const std::vector<Var<T>>& params, double max_norm) {
   double sq = 0;
   for (const auto& p : params)
     if (p.has_grad())
-      for (T v : p.grad()) sq += static_cast<double>(v) * v;
+      for (const T* v = p.grad().data(); v != p.grad().data() + p.grad().size(); ++v) sq += static_cast<double>(*v) * *v;
   const double norm = std::sqrt(sq);
   const double coef = max_norm / (norm + 1e-6);
   if (coef < 1.0)

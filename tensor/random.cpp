@@ -54,7 +54,7 @@ template <class T>
 Array<T> uniform(const Shape& shape, T lo, T hi, Generator& gen) {
   if (!(lo <= hi)) throw ValueError(fmt::format("uniform: lo {} must not exceed hi {}", lo, hi));
   Array<T> a = empty<T>(shape);
-  for (auto& v : a) v = static_cast<T>(lo + (hi - lo) * gen.uniform01());
+  for (T* v = a.data(); v != a.data() + a.size(); ++v) *v = static_cast<T>(lo + (hi - lo) * gen.uniform01());
   return a;
 }
 
@@ -62,7 +62,7 @@ template <class T>
 Array<T> normal(const Shape& shape, T mean, T stddev, Generator& gen) {
   if (!(stddev >= 0)) throw ValueError(fmt::format("normal: stddev {} must be >= 0", stddev));
   Array<T> a = empty<T>(shape);
-  for (auto& v : a) v = static_cast<T>(mean + stddev * gen.normal01());
+  for (T* v = a.data(); v != a.data() + a.size(); ++v) *v = static_cast<T>(mean + stddev * gen.normal01());
   return a;
 }
 

@@ -47,6 +47,10 @@ BOOST_AUTO_TEST_CASE(addmm_fused_product) {
                        {rnd<double>(Shape{2}, 1), rnd<double>(sa, 2), rnd<double>(sb, 3)});
     }
   BOOST_CHECK_EXCEPTION(addmm(V(rnd<double>(Shape{3}, 1)), V(a), V(b)), ShapeError, mentions({"addmm", "(3,)"}));
+  // a column [2, 1] broadcasts along rows, not as a bias row
+  Array<double> col = {1.0, 2.0};
+  col.reshape({2, 1});
+  BOOST_TEST((addmm(V(col), V(a), V(b)).value() == Array<double>{{20, 23}, {45, 52}}));
 }
 
 // linear(x, w, b) with w [out, in]
