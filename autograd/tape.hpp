@@ -125,7 +125,9 @@ class Var {
   static Var scalar(T v, bool requires_grad = false);
 
   bool defined() const { return node_ != nullptr; }
-  const Array<T>& value() const { return node().value; }
+  const Array<T>& value() const& { return node().value; }
+  /// On a temporary (`head(x).value()`) the value is copied out: nothing else may keep it alive.
+  Array<T> value() const&& { return node().value; }
   /// The value for in-place updates of a leaf (optimizers, loading). Throws TapeError on a
   /// recorded result, whose value its consumers' backward may still read.
   Array<T>& mutable_value();

@@ -146,6 +146,10 @@ class Schedule {
     opt_.set_lr(rate(epoch_));
   }
   std::size_t epoch() const { return epoch_; }
+  /// The rate at epoch 0: the optimizer's rate when the schedule was made. After loading an
+  /// optimizer's state (which restores a decayed rate), set it back from the checkpoint.
+  double base_lr() const { return base_lr_; }
+  void set_base_lr(double lr) { base_lr_ = lr; }
   /// For checkpoints: the epoch counter.
   void set_epoch(std::size_t e) {
     epoch_ = e;

@@ -34,7 +34,9 @@ void matmul_into(const Array<T>& a, const Array<T>& b, Array<T>& c, Trans ta = N
 template <class T>
 Array<T> matmul(const Array<T>& a, const Array<T>& b, Trans ta = NoTrans, Trans tb = NoTrans);
 
-/// Number of BLAS threads (OpenBLAS). 0 or negative leaves it unchanged.
+/// Number of BLAS threads (OpenBLAS). 0 or negative leaves it unchanged. Results can differ in
+/// the last bits between thread counts (the sums are split differently): for bit-identical runs,
+/// keep the thread count the same.
 void set_blas_threads(int n);
 int blas_threads();
 

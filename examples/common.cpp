@@ -1,0 +1,585 @@
+#include "common.hpp"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#if defined(__SSE__) || defined(__x86_64__)
+#include <pmmintrin.h>
+#include <xmmintrin.h>
+#endif
+
+namespace ex {
+
+// ---- Errors and main ---------------------------------------------------------------------------
+
+int run_main(int argc, char** argv, int (*body)(int, char**)) {
+  auto fail = [](int code, const std::string& what) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "error: %s\n", what.c_str());
+    return code;
+  };
+  try {
+    return body(argc, argv);
+  } catch (const Exit& e) {
+    std::fflush(stdout);
+    return e.code;
+  } catch (const UsageError& e) {
+    return fail(2, fmt::format("{} (see --help)", e.what()));
+  } catch (const std::exception& e) {
+    return fail(1, e.what());
+  } catch (...) {
+    return fail(1, "unknown exception");
+  }
+}
+
+// ---- Flags --------------------------------------------------------------------------------------
+
+Flags::Flags(std::string program, std::string summary)
+    : program_(std::move(program)), summary_(std::move(summary)) {}
+
+Flags::Flag& Flags::declare(const std::string& name, Kind kind, const std::string& help) {
+  if (name.empty() || name == "help")
+    throw std::logic_error(fmt::format("flag name '{}' is reserved", name));
+  for (const Flag& f : flags_)
+    if (f.name == name) throw std::logic_error(fmt::format("flag --{} is declared twice", name));
+  Flag f;
+  f.name = name;
+  f.kind = kind;
+  f.help = help;
+  flags_.push_back(std::move(f));
+  return flags_.back();
+}
+
+Flags& Flags::add_int(const std::string& name, std::int64_t def, const std::string& help,
+                      std::int64_t min, std::int64_t max) {
+  Flag& f = declare(name, Kind::Int, help);
+  f.value_name = "N";
+  f.imin = min;
+  f.imax = max;
+  assign(f, std::to_string(def));
+  f.def = f.value;
+  return *this;
+}
+
+Flags& Flags::add_double(const std::string& name, double def, const std::string& help, double min,
+                         double max) {
+  Flag& f = declare(name, Kind::Double, help);
+  f.value_name = "X";
+  f.dmin = min;
+  f.dmax = max;
+  assign(f, fmt::format("{}", def));
+  f.def = f.value;
+  return *this;
+}
+
+Flags& Flags::add_string(const std::string& name, const std::string& def, const std::string& help,
+                         const std::string& value_name) {
+  Flag& f = declare(name, Kind::String, help);
+  f.value_name = value_name;
+  f.value = f.def = def;
+  return *this;
+}
+
+Flags& Flags::add_choice(const std::string& name, const std::vector<std::string>& choices,
+                         const std::string& def, const std::string& help) {
+  Flag& f = declare(name, Kind::Choice, help);
+  f.choices = choices;
+  f.value_name = fmt::format("{}", fmt::join(choices, "|"));
+  assign(f, def);
+  f.def = f.value;
+  return *this;
+}
+
+Flags& Flags::add_switch(const std::string& name, const std::string& help) {
+  Flag& f = declare(name, Kind::Switch, help);
+  f.value = f.def = "false";
+  return *this;
+}
+
+Flags& Flags::set_default(const std::string& name, const std::string& value) {
+  for (Flag& f : flags_)
+    if (f.name == name) {
+      if (f.kind == Kind::Switch) throw std::logic_error("a switch has no default to set");
+      assign(f, value);
+      f.def = f.value;
+      return *this;
+    }
+  throw std::logic_error(fmt::format("set_default: no flag --{}", name));
+}
+
+void Flags::assign(Flag& f, const std::string& v) const {
+  switch (f.kind) {
+    case Kind::Int: {
+      std::int64_t x = 0;
+      const char* end = v.data() + v.size();
+      auto [p, ec] = std::from_chars(v.data(), end, x);
+      if (v.empty() || ec != std::errc() || p != end)
+        throw UsageError(fmt::format("--{} expects an integer, got '{}'", f.name, v));
+      if (x < f.imin || x > f.imax) {
+        if (f.imax == std::numeric_limits<std::int64_t>::max())
+          throw UsageError(fmt::format("--{} must be at least {}, got {}", f.name, f.imin, x));
+        throw UsageError(
+            fmt::format("--{} must be in [{}, {}], got {}", f.name, f.imin, f.imax, x));
+      }
+      f.value = std::to_string(x);
+      break;
+    }
+    case Kind::Double: {
+      char* end = nullptr;
+      const double x = v.empty() ? 0.0 : std::strtod(v.c_str(), &end);
+      if (v.empty() || end != v.c_str() + v.size() || !std::isfinite(x))
+        throw UsageError(fmt::format("--{} expects a number, got '{}'", f.name, v));
+      if (x < f.dmin || x > f.dmax) {
+        if (f.dmax == std::numeric_limits<double>::max())
+          throw UsageError(fmt::format("--{} must be at least {}, got {}", f.name, f.dmin, x));
+        throw UsageError(
+            fmt::format("--{} must be in [{}, {}], got {}", f.name, f.dmin, f.dmax, x));
+      }
+      f.value = v;
+      break;
+    }
+    case Kind::Choice:
+      if (std::find(f.choices.begin(), f.choices.end(), v) == f.choices.end())
+        throw UsageError(
+            fmt::format("--{} must be one of {}, got '{}'", f.name, fmt::join(f.choices, ", "), v));
+      f.value = v;
+      break;
+    case Kind::String:
+    case Kind::Switch:
+      f.value = v;
+      break;
+  }
+}
+
+void Flags::parse(int argc, const char* const* argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      std::fputs(help().c_str(), stdout);
+      throw Exit{0};
+    }
+    if (arg.size() < 3 || arg.compare(0, 2, "--") != 0)
+      throw UsageError(fmt::format("unexpected argument '{}': flags look like --name value", arg));
+    const auto eq = arg.find('=');
+    const std::string name = arg.substr(2, eq == std::string::npos ? std::string::npos : eq - 2);
+    auto it =
+        std::find_if(flags_.begin(), flags_.end(), [&](const Flag& f) { return f.name == name; });
+    if (it == flags_.end()) throw UsageError(fmt::format("unknown flag --{}", name));
+    Flag& f = *it;
+    if (f.kind == Kind::Switch) {
+      if (eq != std::string::npos) throw UsageError(fmt::format("--{} takes no value", name));
+      f.value = "true";
+    } else if (eq != std::string::npos) {
+      assign(f, arg.substr(eq + 1));
+    } else {
+      if (i + 1 >= argc || std::string_view(argv[i + 1]).substr(0, 2) == "--")
+        throw UsageError(fmt::format("--{} needs a value ({})", name, f.value_name));
+      assign(f, argv[++i]);
+    }
+    f.given = true;
+  }
+}
+
+const Flags::Flag& Flags::find(const std::string& name, Kind kind) const {
+  for (const Flag& f : flags_)
+    if (f.name == name) {
+      const bool ok = f.kind == kind || (kind == Kind::String && f.kind == Kind::Choice);
+      if (!ok) throw std::logic_error(fmt::format("flag --{} read with the wrong type", name));
+      return f;
+    }
+  throw std::logic_error(fmt::format("flag --{} was never declared", name));
+}
+
+std::int64_t Flags::get_int(const std::string& name) const {
+  return std::stoll(find(name, Kind::Int).value);
+}
+
+std::size_t Flags::get_size(const std::string& name) const {
+  const Flag& f = find(name, Kind::Int);
+  if (f.imin < 0)
+    throw std::logic_error(fmt::format("get_size(--{}): declared with min < 0", name));
+  return static_cast<std::size_t>(std::stoll(f.value));
+}
+
+double Flags::get_double(const std::string& name) const {
+  return std::strtod(find(name, Kind::Double).value.c_str(), nullptr);
+}
+
+const std::string& Flags::get_string(const std::string& name) const {
+  return find(name, Kind::String).value;
+}
+
+bool Flags::get_switch(const std::string& name) const {
+  return find(name, Kind::Switch).value == "true";
+}
+
+bool Flags::given(const std::string& name) const {
+  for (const Flag& f : flags_)
+    if (f.name == name) return f.given;
+  throw std::logic_error(fmt::format("flag --{} was never declared", name));
+}
+
+std::string Flags::settings(const std::vector<std::string>& ignored) const {
+  std::string s;
+  for (const Flag& f : flags_) {
+    if (std::find(ignored.begin(), ignored.end(), f.name) != ignored.end()) continue;
+    s += (s.empty() ? "" : " ") + f.name + "=" + f.value;
+  }
+  return s;
+}
+
+std::string Flags::help() const {
+  std::string s = fmt::format("usage: {} [flags]\n\n{}\n\nflags:\n", program_, summary_);
+  std::vector<std::pair<std::string, std::string>> rows;
+  std::size_t width = 0;
+  for (const Flag& f : flags_) {
+    std::string left = "--" + f.name;
+    if (f.kind != Kind::Switch) left += " " + f.value_name;
+    std::string right = f.help;
+    if (f.kind != Kind::Switch && !f.def.empty()) right += fmt::format(" (default {})", f.def);
+    width = std::max(width, left.size());
+    rows.emplace_back(std::move(left), std::move(right));
+  }
+  rows.emplace_back("--help", "print this help and exit");
+  for (auto& [l, r] : rows) s += fmt::format("  {:<{}}  {}\n", l, width, r);
+  return s;
+}
+
+// ---- The flags every example has ----------------------------------------------------------------
+
+void declare_common_flags(Flags& flags, const CommonDefaults& d) {
+  flags.add_int("epochs", d.epochs, "epochs to train (a resumed run stops at the same epoch)", 1)
+      .add_int("hidden", d.hidden, "hidden units per recurrent layer", 1)
+      .add_int("layers", d.layers, "recurrent layers", 1, 16)
+      .add_double("lr", d.lr, "learning rate", 0.0)
+      .add_choice("optimizer", {"adam", "sgd"}, d.optimizer,
+                  "adam, or sgd with Nesterov momentum 0.9")
+      .add_int("seed", d.seed,
+               "seed for data, initialisation and shuffling (same seed, same numbers)", 0)
+      .add_int("threads", 0, "BLAS threads; 0 keeps OpenBLAS's choice or OPENBLAS_NUM_THREADS", 0,
+               1024)
+      .add_string("save", "", "save a checkpoint after every epoch (atomically) to this .npz",
+                  "CKPT")
+      .add_string("resume", "", "continue the run saved in this checkpoint", "CKPT")
+      .add_string("log", "", "write the training curve as CSV", "CSV")
+      .add_string("plot", "", "plot the curve to this PNG with gnuplot (needs --log)", "PNG")
+      .add_switch("smoke", "tiny sizes and a few steps; fail unless the loss goes down (ctest)");
+}
+
+Common common_flags(const Flags& f) {
+  Common c;
+  c.epochs = f.get_size("epochs");
+  c.hidden = f.get_size("hidden");
+  c.layers = f.get_size("layers");
+  c.lr = f.get_double("lr");
+  c.optimizer = f.get_string("optimizer");
+  c.seed = static_cast<std::uint64_t>(f.get_int("seed"));
+  c.threads = static_cast<int>(f.get_int("threads"));
+  c.save = f.get_string("save");
+  c.resume = f.get_string("resume");
+  c.log = f.get_string("log");
+  c.plot = f.get_string("plot");
+  c.smoke = f.get_switch("smoke");
+  if (!c.plot.empty() && c.log.empty())
+    throw UsageError("--plot draws the --log CSV: give --log too");
+  return c;
+}
+
+void enable_flush_to_zero() {
+#if defined(__SSE__) || defined(__x86_64__)
+  _MM_SET_FLUSH_ZERO_MODE(_MM_FLUSH_ZERO_ON);
+  _MM_SET_DENORMALS_ZERO_MODE(_MM_DENORMALS_ZERO_ON);
+#endif
+}
+
+void setup(const Common& c) {
+  enable_flush_to_zero();
+  if (c.threads > 0) xg::set_blas_threads(c.threads);
+  xg::manual_seed(c.seed);
+}
+
+std::unique_ptr<xg::optim::Optimizer<float>> make_optimizer(const Common& c,
+                                                            xg::optim::NamedParams<float> params) {
+  namespace optim = xg::optim;
+  if (c.optimizer == "sgd")
+    return std::make_unique<optim::SGD<float>>(
+        std::move(params), optim::SGDOptions(c.lr).momentum(0.9).nesterov(true));
+  return std::make_unique<optim::Adam<float>>(std::move(params), optim::AdamOptions(c.lr));
+}
+
+// ---- Progress -----------------------------------------------------------------------------------
+
+std::string format_duration(double s) {
+  if (!std::isfinite(s) || s < 0) return "?";
+  const auto t = static_cast<long long>(std::llround(s));
+  if (t >= 3600) return fmt::format("{}:{:02}:{:02}", t / 3600, t / 60 % 60, t % 60);
+  return fmt::format("{}:{:02}", t / 60, t % 60);
+}
+
+std::string format_count(double n) {
+  if (n >= 1e6) return fmt::format("{:.1f}M", n / 1e6);
+  if (n >= 1e4) return fmt::format("{:.1f}k", n / 1e3);
+  return fmt::format("{:.0f}", n);
+}
+
+Progress::Progress(std::string label, std::size_t total, std::FILE* out, double plain_every_s)
+    : label_(std::move(label)),
+      total_(std::max<std::size_t>(total, 1)),
+      out_(out),
+      plain_every_s_(plain_every_s),
+      tty_(isatty(fileno(out)) != 0),
+      start_(std::chrono::steady_clock::now()) {
+  // Plain output starts its clock now, so the first line comes after plain_every_s.
+  if (!tty_) last_draw_ = 0;
+}
+
+std::string Progress::line(std::size_t done, double loss, std::size_t examples, double elapsed,
+                           bool with_bar) const {
+  const double frac = std::min(1.0, static_cast<double>(done) / static_cast<double>(total_));
+  std::string bar;
+  if (with_bar) {
+    const int width = 24, full = static_cast<int>(frac * width);
+    bar = "[" + std::string(full, '#') + std::string(width - full, '.') + "] ";
+  }
+  const double rate = elapsed > 0 ? static_cast<double>(examples) / elapsed : 0.0;
+  const double left = done > 0 ? elapsed / static_cast<double>(done) *
+                                     static_cast<double>(total_ - std::min(done, total_))
+                               : NAN;
+  return fmt::format("{} {}{}/{}  loss {:.4f}  {} ex/s  {} left", label_, bar, done, total_, loss,
+                     format_count(rate), format_duration(left));
+}
+
+void Progress::update(std::size_t done, double loss, std::size_t examples) {
+  if (finished_) return;
+  const double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  if (tty_) {
+    if (t - last_draw_ < 0.1 && done < total_) return;
+    std::fprintf(out_, "\r%s\033[K", line(done, loss, examples, t, true).c_str());
+    drawn_ = true;
+  } else {
+    if (t - last_draw_ < plain_every_s_) return;
+    std::fprintf(out_, "%s\n", line(done, loss, examples, t, false).c_str());
+  }
+  std::fflush(out_);
+  last_draw_ = t;
+}
+
+void Progress::finish() {
+  if (finished_) return;
+  finished_ = true;
+  if (tty_ && drawn_) {
+    std::fputs("\r\033[K", out_);
+    std::fflush(out_);
+  }
+}
+
+// ---- The training curve -------------------------------------------------------------------------
+
+CsvLog::CsvLog(const std::string& path, std::vector<std::string> metric_names, bool append)
+    : path_(path), names_(std::move(metric_names)) {
+  if (path.empty()) return;
+  std::error_code ec;
+  const bool keep =
+      append && std::filesystem::exists(path, ec) && std::filesystem::file_size(path, ec) > 0;
+  std::FILE* f = std::fopen(path.c_str(), keep ? "a" : "w");
+  if (!f) throw xg::IoError(fmt::format("{}: cannot open for writing", path));
+  file_.reset(f, [](std::FILE* p) { std::fclose(p); });
+  if (!keep) {
+    std::string header = "epoch,step,train_loss";
+    for (const auto& n : names_) header += "," + n;
+    header += ",seconds\n";
+    std::fputs(header.c_str(), f);
+    std::fflush(f);
+  }
+}
+
+void CsvLog::row(std::size_t epoch, std::size_t step, double train_loss,
+                 const std::vector<double>& metrics, double seconds) {
+  if (!file_) return;
+  if (metrics.size() != names_.size())
+    throw std::logic_error(
+        fmt::format("CsvLog::row: {} metrics for {} columns", metrics.size(), names_.size()));
+  std::string r = fmt::format("{},{},{:.6g}", epoch, step, train_loss);
+  for (double m : metrics) r += std::isnan(m) ? std::string(",") : fmt::format(",{:.6g}", m);
+  r += fmt::format(",{:.2f}\n", seconds);
+  if (std::fputs(r.c_str(), file_.get()) < 0 || std::fflush(file_.get()) != 0)
+    throw xg::IoError(fmt::format("{}: write failed", path_));
+}
+
+bool on_path(const std::string& name) {
+  const char* path = std::getenv("PATH");
+  if (!path) return false;
+  std::stringstream ss(path);
+  std::string dir;
+  while (std::getline(ss, dir, ':')) {
+    if (dir.empty()) dir = ".";
+    const std::string p = dir + "/" + name;
+    if (access(p.c_str(), X_OK) == 0 && !std::filesystem::is_directory(p)) return true;
+  }
+  return false;
+}
+
+namespace {
+// A gnuplot single-quoted string: '' stands for one quote.
+std::string gp_quote(const std::string& s) {
+  std::string q = "'";
+  for (char ch : s) q += ch == '\'' ? std::string("''") : std::string(1, ch);
+  return q + "'";
+}
+std::string sh_quote(const std::string& s) {
+  std::string q = "'";
+  for (char ch : s) q += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
+  return q + "'";
+}
+}  // namespace
+
+bool plot_curve(const std::string& csv, const std::string& png, const std::string& title) {
+  if (!on_path("gnuplot")) {
+    fmt::print("plot: gnuplot is not on PATH; skipped {} (the curve is in {})\n", png, csv);
+    return false;
+  }
+  std::ifstream in(csv);
+  std::string header;
+  if (!in || !std::getline(in, header))
+    throw xg::IoError(fmt::format("{}: cannot read the curve to plot", csv));
+  const auto columns = static_cast<int>(std::count(header.begin(), header.end(), ',')) + 1;
+  // Columns: 1 epoch, 2 step, 3 train_loss, 4..columns-1 metrics, columns seconds.
+  std::string script = fmt::format(
+      "set datafile separator ','\n"
+      "if (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) {{\n"
+      "  set terminal pngcairo size 960,540 noenhanced\n"
+      "}} else {{\n"
+      "  set terminal png size 960,540 noenhanced\n"
+      "}}\n"
+      "set output {}\n"
+      "set title {}\n"
+      "set key autotitle columnhead outside bottom center horizontal\n"
+      "set grid\n"
+      "set xlabel 'epoch'\n"
+      "set ylabel 'train loss (log scale)'\n"
+      "set logscale y\n"
+      "set ytics nomirror\n",
+      gp_quote(png), gp_quote(title));
+  std::string plot =
+      fmt::format("plot {} using 1:3 with linespoints lw 2 axes x1y1", gp_quote(csv));
+  if (columns > 4) {
+    script += "set y2label 'validation'\nset y2tics\n";
+    plot += fmt::format(", for [i=4:{}] {} using 1:i with linespoints axes x1y2", columns - 1,
+                        gp_quote(csv));
+  }
+  script += plot + "\n";
+  const std::string gp = png + ".gp";
+  {
+    std::ofstream out(gp);
+    out << script;
+    if (!out) throw xg::IoError(fmt::format("{}: cannot write the gnuplot script", gp));
+  }
+  const int rc = std::system(("gnuplot " + sh_quote(gp) + " 2>&1").c_str());
+  std::error_code ec;
+  std::filesystem::remove(gp, ec);
+  if (rc != 0) {
+    fmt::print("plot: gnuplot failed (exit {}); {} not written\n", rc, png);
+    return false;
+  }
+  fmt::print("plot: wrote {}\n", png);
+  return true;
+}
+
+// ---- Checkpoints --------------------------------------------------------------------------------
+
+namespace {
+std::string optimizer_kind(const xg::optim::Optimizer<float>& opt) {
+  if (dynamic_cast<const xg::optim::Adam<float>*>(&opt)) return "adam";
+  if (dynamic_cast<const xg::optim::SGD<float>*>(&opt)) return "sgd";
+  return "other";
+}
+}  // namespace
+
+void save_run(const std::string& path, const xg::nn::Module<float>& model,
+              const xg::optim::Optimizer<float>& opt, const xg::Generator& gen,
+              const RunState& state) {
+  xg::Checkpoint ck{model.state_dict(), opt.state_dict(), {}};
+  ck.set_text("rng", gen.state());
+  ck.set_text("optimizer_kind", optimizer_kind(opt));
+  ck.set_scalar("epoch", static_cast<double>(state.epoch));
+  ck.set_scalar("step", static_cast<double>(state.step));
+  ck.set_scalar("seconds", state.seconds);
+  ck.set_scalar("best", state.best);
+  ck.set_text("settings", state.settings);
+  xg::save_checkpoint(path, ck);
+}
+
+namespace {
+// "a=1 b=2" -> {a: 1, b: 2}
+std::map<std::string, std::string> parse_settings(const std::string& s) {
+  std::map<std::string, std::string> m;
+  std::istringstream in(s);
+  std::string kv;
+  while (in >> kv) {
+    const auto eq = kv.find('=');
+    m[kv.substr(0, eq)] = eq == std::string::npos ? "" : kv.substr(eq + 1);
+  }
+  return m;
+}
+}  // namespace
+
+RunState resume_run(const std::string& path, xg::nn::Module<float>& model,
+                    xg::optim::Optimizer<float>& opt, xg::Generator& gen,
+                    const std::string& settings) {
+  const xg::Checkpoint ck = xg::load_checkpoint(path);
+  RunState s;
+  try {
+    const std::string kind = ck.text("optimizer_kind");
+    if (kind != optimizer_kind(opt))
+      throw xg::ValueError(fmt::format("it was trained with --optimizer {}, this run uses {}", kind,
+                                       optimizer_kind(opt)));
+    model.load_state_dict(ck.model, /*strict=*/true);
+    opt.load_state_dict(ck.optimizer);
+    gen.set_state(ck.text("rng"));
+    s.epoch = static_cast<std::size_t>(ck.scalar("epoch"));
+    s.step = static_cast<std::size_t>(ck.scalar("step"));
+    s.seconds = ck.scalar("seconds");
+    s.best = ck.scalar("best");
+    s.settings = ck.text("settings");
+  } catch (const std::exception& e) {
+    throw std::runtime_error(fmt::format("cannot resume from {}: {}", path, e.what()));
+  }
+  if (!settings.empty() && settings != s.settings) {
+    const auto was = parse_settings(s.settings), now = parse_settings(settings);
+    std::vector<std::string> changed;
+    for (const auto& [k, v] : now) {
+      auto it = was.find(k);
+      changed.push_back(it == was.end() ? fmt::format("--{} {} (new)", k, v)
+                                        : fmt::format("--{} {} -> {}", k, it->second, v));
+      if (it != was.end() && it->second == v) changed.pop_back();
+    }
+    std::fflush(stdout);
+    std::fprintf(stderr,
+                 "warning: %s was saved with other settings (%s); the run continues but will not "
+                 "match an uninterrupted one\n",
+                 path.c_str(), fmt::format("{}", fmt::join(changed, ", ")).c_str());
+  }
+  return s;
+}
+
+// ---- Smoke mode ---------------------------------------------------------------------------------
+
+void check_loss_went_down(double first, double last, double min_ratio) {
+  const bool ok = std::isfinite(first) && std::isfinite(last) && last < first * (1 - min_ratio);
+  const std::string msg = fmt::format("smoke: loss {:.4f} -> {:.4f} ({:+.1f}%)", first, last,
+                                      100.0 * (last - first) / first);
+  if (!ok)
+    throw std::runtime_error(
+        fmt::format("{}: it did not go down by at least {:.0f}%", msg, 100 * min_ratio));
+  fmt::print("{}: ok\n", msg);
+}
+
+}  // namespace ex

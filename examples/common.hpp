@@ -1,0 +1,274 @@
+// What every example shares: flags, progress, the CSV curve and its plot, checkpoints that
+// resume exactly, fast float settings and a main() that never lets an exception escape.
+//
+//     int train(int argc, char** argv) {
+//       ex::Flags flags("copy", "An LSTM learns to copy a sequence.");
+//       ex::declare_common_flags(flags, {.epochs = 10, .hidden = 64});
+//       flags.add_int("batch", 32, "minibatch size", 1);
+//       flags.parse(argc, argv);                     // --help prints and exits 0
+//       const ex::Common c = ex::common_flags(flags); // and ex::setup(c): FTZ, threads, seed
+//       ...
+//     }
+//     int main(int argc, char** argv) { return ex::run_main(argc, argv, train); }
+//
+// Exit codes: 0 success (and --help), 1 an error during the run ("error: <what>"), 2 a usage
+// error (an unknown flag or a bad value, "error: <what> (see --help)").
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <limits>
+#include <map>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+#include <xgrad/xgrad.hpp>
+
+namespace ex {
+
+// ---- Errors and main ---------------------------------------------------------------------------
+
+/// A bad command line: unknown flag, missing or malformed value. run_main exits 2 on it.
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+/// Thrown to end the program early with a given exit code and no message (--help does this).
+struct Exit {
+  int code = 0;
+};
+
+/// Runs `body`, turning every exception into one line on stderr: UsageError exits 2, Exit its
+/// code, anything else prints "error: <what>" and exits 1.
+int run_main(int argc, char** argv, int (*body)(int, char**));
+
+// ---- Flags --------------------------------------------------------------------------------------
+
+/// A small flag parser: `--name value`, `--name=value` and `--switch`. Flags are declared with a
+/// type, a default and a help line; parse() checks every value against its type (and range or
+/// choices), so the getters never fail on user input. `--help` prints the generated help.
+///
+///     ex::Flags f("seq2seq", "An LSTM learns addition.");
+///     f.add_int("batch", 128, "minibatch size", /*min=*/1);
+///     f.add_choice("task", {"addition", "reverse"}, "addition", "what to learn");
+///     f.parse(argc, argv);
+///     std::size_t batch = f.get_size("batch");
+class Flags {
+ public:
+  Flags(std::string program, std::string summary);
+
+  /// An integer in [min, max].
+  Flags& add_int(const std::string& name, std::int64_t def, const std::string& help,
+                 std::int64_t min = std::numeric_limits<std::int64_t>::min(),
+                 std::int64_t max = std::numeric_limits<std::int64_t>::max());
+  /// A finite number in [min, max].
+  Flags& add_double(const std::string& name, double def, const std::string& help,
+                    double min = -std::numeric_limits<double>::max(),
+                    double max = std::numeric_limits<double>::max());
+  /// Any text ("" for "not given", e.g. an optional path).
+  Flags& add_string(const std::string& name, const std::string& def, const std::string& help,
+                    const std::string& value_name = "TEXT");
+  /// One of `choices`.
+  Flags& add_choice(const std::string& name, const std::vector<std::string>& choices,
+                    const std::string& def, const std::string& help);
+  /// A switch: off unless given, takes no value.
+  Flags& add_switch(const std::string& name, const std::string& help);
+  /// Changes the default of a declared flag (an example tuning a common flag). Checked like a
+  /// value from the command line.
+  Flags& set_default(const std::string& name, const std::string& value);
+
+  /// Parses argv[1..]; throws UsageError naming the flag, or Exit{0} after printing --help.
+  void parse(int argc, const char* const* argv);
+
+  std::int64_t get_int(const std::string& name) const;
+  /// get_int for a flag declared with min >= 0.
+  std::size_t get_size(const std::string& name) const;
+  double get_double(const std::string& name) const;
+  const std::string& get_string(const std::string& name) const;  // also choices
+  bool get_switch(const std::string& name) const;
+  /// Whether the flag was given on the command line (not just defaulted).
+  bool given(const std::string& name) const;
+
+  /// "name=value" for every flag but the `ignored` ones, space-separated, in declaration order:
+  /// what a checkpoint records so that a resume with other settings can be pointed out.
+  std::string settings(const std::vector<std::string>& ignored = {"save", "resume", "log", "plot",
+                                                                  "threads"}) const;
+
+  /// The help text: usage line, summary, then one line per flag with its default.
+  std::string help() const;
+  const std::string& program() const { return program_; }
+
+ private:
+  enum class Kind { Int, Double, String, Choice, Switch };
+  struct Flag {
+    std::string name, help, value_name;
+    Kind kind = Kind::String;
+    std::string value, def;  // as text, validated
+    std::int64_t imin = 0, imax = 0;
+    double dmin = 0, dmax = 0;
+    std::vector<std::string> choices;
+    bool given = false;
+  };
+  Flag& declare(const std::string& name, Kind kind, const std::string& help);
+  const Flag& find(const std::string& name, Kind kind) const;
+  void assign(Flag& f, const std::string& value) const;
+
+  std::string program_, summary_;
+  std::vector<Flag> flags_;  // in declaration order (the help lists them so)
+};
+
+// ---- The flags every example has ----------------------------------------------------------------
+
+/// Per-example defaults of the common flags.
+struct CommonDefaults {
+  std::int64_t epochs = 10;
+  std::int64_t hidden = 128;
+  std::int64_t layers = 1;
+  double lr = 1e-3;
+  std::string optimizer = "adam";
+  std::int64_t seed = 42;
+};
+
+/// Declares --epochs --hidden --layers --lr --optimizer --seed --threads --save --resume --log
+/// --plot --smoke with these defaults.
+void declare_common_flags(Flags& flags, const CommonDefaults& defaults = {});
+
+/// The common flags' values.
+struct Common {
+  std::size_t epochs = 0, hidden = 0, layers = 0;
+  double lr = 0;
+  std::string optimizer;  // "adam" or "sgd"
+  std::uint64_t seed = 0;
+  int threads = 0;  // BLAS threads; 0 leaves OpenBLAS's choice (OPENBLAS_NUM_THREADS)
+  std::string save, resume, log, plot;  // "" when not given
+  bool smoke = false;  // tiny sizes and a few steps; the run must end with a lower loss
+};
+Common common_flags(const Flags& flags);
+
+/// What every example does first: flush-to-zero, BLAS threads, xg::manual_seed(seed).
+void setup(const Common& c);
+
+/// Flush-to-zero and denormals-are-zero on this thread (SSE): tiny gradients deep in a sequence
+/// otherwise become denormals, which are up to 100x slower on x86.
+void enable_flush_to_zero();
+
+/// Adam (betas 0.9, 0.999) or SGD with momentum 0.9 and Nesterov, both at rate c.lr.
+std::unique_ptr<xg::optim::Optimizer<float>> make_optimizer(const Common& c,
+                                                            xg::optim::NamedParams<float> params);
+
+// ---- Progress -----------------------------------------------------------------------------------
+
+/// A progress line for one epoch (or any long loop): epoch, step/total, loss, examples per second
+/// and time left. On a terminal it redraws in place (at most 10 times a second); otherwise it
+/// prints a plain line every `plain_every_s` seconds, so logs stay short.
+///
+///     ex::Progress bar(fmt::format("epoch {}/{}", e, epochs), steps);
+///     for (...) { ...; bar.update(step + 1, running_loss, examples_done); }
+///     bar.finish();                      // erases the line on a terminal
+class Progress {
+ public:
+  Progress(std::string label, std::size_t total, std::FILE* out = stderr,
+           double plain_every_s = 10.0);
+  ~Progress() { finish(); }
+  Progress(const Progress&) = delete;
+  Progress& operator=(const Progress&) = delete;
+
+  void update(std::size_t done, double loss, std::size_t examples);
+  void finish();
+  /// Whether output is a terminal (and lines are redrawn in place).
+  bool interactive() const { return tty_; }
+
+ private:
+  std::string line(std::size_t done, double loss, std::size_t examples, double elapsed,
+                   bool with_bar) const;
+  std::string label_;
+  std::size_t total_;
+  std::FILE* out_;
+  double plain_every_s_;
+  bool tty_, drawn_ = false, finished_ = false;
+  std::chrono::steady_clock::time_point start_;
+  double last_draw_ = -1e9;
+};
+
+/// "1:05" / "1:02:03".
+std::string format_duration(double seconds);
+/// "843", "12.4k", "1.2M".
+std::string format_count(double n);
+
+/// Seconds since construction (or since a reset).
+class Stopwatch {
+ public:
+  Stopwatch() : t0_(std::chrono::steady_clock::now()) {}
+  double seconds() const {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+  }
+  void reset() { t0_ = std::chrono::steady_clock::now(); }
+
+ private:
+  std::chrono::steady_clock::time_point t0_;
+};
+
+// ---- The training curve -------------------------------------------------------------------------
+
+/// The training curve as CSV: epoch,step,train_loss,<metrics...>,seconds, one row per call,
+/// flushed at once. Disabled (rows are dropped) when constructed with an empty path. With
+/// `append` (a resumed run) rows go after an existing file's rows and the header is not repeated.
+class CsvLog {
+ public:
+  CsvLog() = default;
+  CsvLog(const std::string& path, std::vector<std::string> metric_names, bool append = false);
+  bool enabled() const { return file_ != nullptr; }
+  const std::string& path() const { return path_; }
+  /// `metrics` in the order of `metric_names`; NaN is written as an empty cell.
+  void row(std::size_t epoch, std::size_t step, double train_loss,
+           const std::vector<double>& metrics, double seconds);
+
+ private:
+  std::string path_;
+  std::vector<std::string> names_;
+  std::shared_ptr<std::FILE> file_;
+};
+
+/// Plots a CsvLog file to a PNG with gnuplot (pngcairo, else png): the train loss against the
+/// epoch on the left axis (log scale), every metric on the right. Prints what it did; when
+/// gnuplot is not on PATH it says the plot was skipped. Returns whether the PNG was written.
+bool plot_curve(const std::string& csv_path, const std::string& png_path, const std::string& title);
+
+/// Whether an executable `name` is on PATH.
+bool on_path(const std::string& name);
+
+// ---- Checkpoints --------------------------------------------------------------------------------
+
+/// Where a run stands, saved with the model, optimizer and generator.
+struct RunState {
+  std::size_t epoch = 0;  // completed epochs
+  std::size_t step = 0;   // completed optimizer steps
+  double seconds = 0;     // training time so far (the CSV's time axis)
+  double best = 0;        // an example-defined number (best metric so far, ...)
+  std::string settings;   // Flags::settings() of the run that saved it
+};
+
+/// Saves model state_dict, optimizer state_dict, `gen`'s state and `state` to one .npz, atomically.
+/// Everything a run's future depends on is in there, so resume_run continues bit for bit.
+void save_run(const std::string& path, const xg::nn::Module<float>& model,
+              const xg::optim::Optimizer<float>& opt, const xg::Generator& gen,
+              const RunState& state);
+
+/// Loads what save_run wrote into `model` (strict: every name and shape must match), `opt` and
+/// `gen`; returns the saved RunState. Errors name the file and what disagreed. When `settings`
+/// (this run's Flags::settings()) differs from the saved run's, prints a warning naming the
+/// flags that changed: the run continues, but will not match an uninterrupted one.
+RunState resume_run(const std::string& path, xg::nn::Module<float>& model,
+                    xg::optim::Optimizer<float>& opt, xg::Generator& gen,
+                    const std::string& settings = "");
+
+// ---- Smoke mode ---------------------------------------------------------------------------------
+
+/// Throws (exit 1) unless `last` is finite and below `first` by at least `min_ratio`
+/// (last < first * (1 - min_ratio)). Prints the verdict either way.
+void check_loss_went_down(double first, double last, double min_ratio = 0.05);
+
+}  // namespace ex
