@@ -17,7 +17,8 @@ void check(int rc, const char* call) {
   char text[MPI_MAX_ERROR_STRING];
   int len = 0;
   MPI_Error_string(rc, text, &len);
-  throw MpiError(fmt::format("{} failed: {}", call, std::string(text, static_cast<std::size_t>(len))));
+  throw MpiError(
+      fmt::format("{} failed: {}", call, std::string(text, static_cast<std::size_t>(len))));
 }
 #define XG_MPI(call) check((call), #call)
 
@@ -37,7 +38,9 @@ std::size_t bucket_elements(std::size_t bucket_bytes, std::size_t elem) {
   return std::clamp<std::size_t>(bucket_bytes / elem, 1, INT_MAX);
 }
 
-int count_of(const detail::Bucket& b) { return static_cast<int>(b.end - b.begin); }
+int count_of(const detail::Bucket& b) {
+  return static_cast<int>(b.end - b.begin);
+}
 
 std::uint64_t mix64(std::uint64_t x) {  // splitmix64's finaliser
   x += 0x9e3779b97f4a7c15ull;
@@ -80,7 +83,8 @@ template <class T>
 std::vector<std::size_t> sizes_of(const NamedVars<T>& params) {
   std::vector<std::size_t> s;
   for (const auto& [name, p] : params) {
-    if (!p.defined()) throw ValueError(fmt::format("distributed: parameter '{}' is undefined", name));
+    if (!p.defined())
+      throw ValueError(fmt::format("distributed: parameter '{}' is undefined", name));
     s.push_back(p.size());
   }
   return s;
@@ -93,7 +97,8 @@ double bcast_values(const NamedVars<T>& params, int root, MPI_Comm comm, std::si
                     bool compare) {
   int me = 0;
   XG_MPI(MPI_Comm_rank(comm, &me));
-  const auto buckets = detail::make_buckets(sizes_of(params), 0, bucket_elements(bucket_bytes, sizeof(T)));
+  const auto buckets =
+      detail::make_buckets(sizes_of(params), 0, bucket_elements(bucket_bytes, sizeof(T)));
   std::size_t largest = 0;
   for (const auto& b : buckets) largest = std::max(largest, b.end - b.begin);
   std::vector<T> buf(largest);
@@ -126,8 +131,12 @@ double bcast_values(const NamedVars<T>& params, int root, MPI_Comm comm, std::si
 
 // ---- Environment ----------------------------------------------------------------------------
 
-Environment::Environment(int& argc, char**& argv, int required) { init(&argc, &argv, required); }
-Environment::Environment(int required) { init(nullptr, nullptr, required); }
+Environment::Environment(int& argc, char**& argv, int required) {
+  init(&argc, &argv, required);
+}
+Environment::Environment(int required) {
+  init(nullptr, nullptr, required);
+}
 
 void Environment::init(int* argc, char*** argv, int required) {
   int initialised = 0;
@@ -153,7 +162,9 @@ Environment::~Environment() {
   MPI_Finalize();
 }
 
-void Environment::barrier() const { XG_MPI(MPI_Barrier(MPI_COMM_WORLD)); }
+void Environment::barrier() const {
+  XG_MPI(MPI_Barrier(MPI_COMM_WORLD));
+}
 
 int rank(MPI_Comm comm) {
   int r = 0;
@@ -358,8 +369,9 @@ std::string bcast_or_throw(const std::string& bytes, const std::string& error, i
                           static_cast<std::int64_t>(error.size())};
   XG_MPI(MPI_Bcast(head, 2, MPI_INT64_T, root, comm));
   const bool failed = head[1] > 0;
-  std::string out = me == root ? (failed ? error : bytes)
-                               : std::string(static_cast<std::size_t>(failed ? head[1] : head[0]), '\0');
+  std::string out = me == root
+                        ? (failed ? error : bytes)
+                        : std::string(static_cast<std::size_t>(failed ? head[1] : head[0]), '\0');
   constexpr std::size_t chunk = std::size_t(1) << 30;
   for (std::size_t at = 0; at < out.size(); at += chunk)
     XG_MPI(MPI_Bcast(out.data() + at, static_cast<int>(std::min(chunk, out.size() - at)), MPI_BYTE,
@@ -390,18 +402,24 @@ Checkpoint load_checkpoint_broadcast(const std::string& path, int root, MPI_Comm
     const auto slash = k.find('/');
     const std::string head = k.substr(0, slash);
     const std::string rest = slash == std::string::npos ? "" : k.substr(slash + 1);
-    if (head == "model") ck.model.emplace(rest, v);
-    else if (head == "optim") ck.optimizer.emplace(rest, v);
-    else if (head == "extra") ck.extra.emplace(rest, v);
-    else throw IoError(fmt::format("{}: not an xgrad checkpoint (unexpected key '{}')", path, k));
+    if (head == "model")
+      ck.model.emplace(rest, v);
+    else if (head == "optim")
+      ck.optimizer.emplace(rest, v);
+    else if (head == "extra")
+      ck.extra.emplace(rest, v);
+    else
+      throw IoError(fmt::format("{}: not an xgrad checkpoint (unexpected key '{}')", path, k));
   }
   return ck;
 }
 
 // ---- Instantiations -----------------------------------------------------------------------------
 
-template void broadcast_parameters<float>(const std::vector<Var<float>>&, int, MPI_Comm, std::size_t);
-template void broadcast_parameters<double>(const std::vector<Var<double>>&, int, MPI_Comm, std::size_t);
+template void broadcast_parameters<float>(const std::vector<Var<float>>&, int, MPI_Comm,
+                                          std::size_t);
+template void broadcast_parameters<double>(const std::vector<Var<double>>&, int, MPI_Comm,
+                                           std::size_t);
 template void broadcast_parameters<float>(const NamedVars<float>&, int, MPI_Comm, std::size_t);
 template void broadcast_parameters<double>(const NamedVars<double>&, int, MPI_Comm, std::size_t);
 template class DataParallel<float>;

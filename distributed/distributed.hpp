@@ -71,7 +71,9 @@ class Environment {
 /// This process's rank, the number of ranks, and whether this is rank 0 of `comm`.
 int rank(MPI_Comm comm = MPI_COMM_WORLD);
 int size(MPI_Comm comm = MPI_COMM_WORLD);
-inline bool is_root(MPI_Comm comm = MPI_COMM_WORLD) { return rank(comm) == 0; }
+inline bool is_root(MPI_Comm comm = MPI_COMM_WORLD) {
+  return rank(comm) == 0;
+}
 
 /// Parameters with names, as Module::named_parameters() returns them.
 template <class T>
@@ -84,8 +86,8 @@ template <class T>
 void broadcast_parameters(const std::vector<Var<T>>& params, int root = 0,
                           MPI_Comm comm = MPI_COMM_WORLD, std::size_t bucket_bytes = 8u << 20);
 template <class T>
-void broadcast_parameters(const NamedVars<T>& params, int root = 0,
-                          MPI_Comm comm = MPI_COMM_WORLD, std::size_t bucket_bytes = 8u << 20);
+void broadcast_parameters(const NamedVars<T>& params, int root = 0, MPI_Comm comm = MPI_COMM_WORLD,
+                          std::size_t bucket_bytes = 8u << 20);
 
 /// Options of DataParallel, with chained setters: `DataParallelOptions().bucket_bytes(1 << 20)`.
 struct DataParallelOptions {
@@ -95,7 +97,9 @@ struct DataParallelOptions {
     NAME##_ = v;                         \
     return *this;                        \
   }                                      \
-  TYPE NAME() const { return NAME##_; }  \
+  TYPE NAME() const {                    \
+    return NAME##_;                      \
+  }                                      \
                                          \
  private:                                \
   TYPE NAME##_ = DEFAULT
@@ -106,11 +110,26 @@ struct DataParallelOptions {
   /// Broadcast the root's parameter values at construction.
   XG_DIST_ARG(bool, broadcast_at_start, true);
   /// Pipeline the buckets: MPI_Iallreduce on bucket k while bucket k+1 is packed and k-1
-  /// unpacked. Off (default): one blocking MPI_Allreduce per bucket, which measured 1.2-2x
+  /// unpacked. Off (default): one blocking MPI_Allreduce per bucket, which measured 1.1-2x
   /// faster with Open MPI 4.1 on one host (README.md). With 2 ranks the results are identical.
   XG_DIST_ARG(bool, pipeline, false);
 #undef XG_DIST_ARG
 };
+
+namespace detail {
+// Elements [param_offset, +count) of parameter `param` <-> flat[flat_offset, +count).
+struct Segment {
+  std::size_t param, param_offset, count, flat_offset;
+};
+struct Bucket {  // [begin, end) of a flat buffer: one MPI message
+  std::size_t begin, end;
+  std::vector<Segment> segments;
+};
+/// Cuts `prefix` slots followed by the parameters (of `sizes` elements) into buckets of at most
+/// `bucket_elements`.
+std::vector<Bucket> make_buckets(const std::vector<std::size_t>& sizes, std::size_t prefix,
+                                 std::size_t bucket_elements);
+}  // namespace detail
 
 /// Averages gradients across the ranks of `comm` so every rank steps with the global gradient.
 ///
@@ -128,20 +147,6 @@ struct DataParallelOptions {
 /// bucket could start early; the reduction is issued after backward instead (see README.md).
 ///     dist::DataParallel<float> dp(nn::parameters(lstm, head));
 ///     loss.backward();  dp.allreduce_gradients();  opt.step();
-namespace detail {
-struct Segment {  // elements [param_offset, +count) of parameter `param` <-> flat[flat_offset, +count)
-  std::size_t param, param_offset, count, flat_offset;
-};
-struct Bucket {  // [begin, end) of a flat buffer: one MPI message
-  std::size_t begin, end;
-  std::vector<Segment> segments;
-};
-/// Cuts `prefix` slots followed by the parameters (of `sizes` elements) into buckets of at most
-/// `bucket_elements`.
-std::vector<Bucket> make_buckets(const std::vector<std::size_t>& sizes, std::size_t prefix,
-                                 std::size_t bucket_elements);
-}  // namespace detail
-
 template <class T = float>
 class DataParallel {
  public:
@@ -181,7 +186,7 @@ class DataParallel {
   int rank_ = 0, size_ = 1;
   std::size_t num_elements_ = 0;
   std::vector<detail::Bucket> buckets_;
-  std::vector<T> flat_;  // gradients, then one "has a gradient" count per parameter
+  std::vector<T> flat_;  // one "has a gradient" flag per parameter, then the gradients
   double comm_seconds_ = 0;
 };
 

@@ -6,7 +6,6 @@
 // fixed instead (strong scaling: N / ranks per rank). Options: --steps --warmup --seq --input
 // --hidden --layers --bucket-mb --pipeline (MPI_Iallreduce per bucket).
 #include <cstdlib>
-#include <cstring>
 #include <string>
 
 #include <fmt/format.h>
@@ -32,17 +31,28 @@ Args parse(int argc, char** argv) {
       if (i + 1 >= argc) throw ValueError(fmt::format("{} needs a value", k));
       return std::atof(argv[++i]);
     };
-    if (k == "--steps") a.steps = std::size_t(next());
-    else if (k == "--warmup") a.warmup = std::size_t(next());
-    else if (k == "--batch") a.batch = std::size_t(next());
-    else if (k == "--global-batch") a.global_batch = std::size_t(next());
-    else if (k == "--seq") a.seq = std::size_t(next());
-    else if (k == "--input") a.input = std::size_t(next());
-    else if (k == "--hidden") a.hidden = std::size_t(next());
-    else if (k == "--layers") a.layers = std::size_t(next());
-    else if (k == "--bucket-mb") a.bucket_mb = next();
-    else if (k == "--pipeline") a.pipeline = true;
-    else throw ValueError(fmt::format("unknown option {}", k));
+    if (k == "--steps")
+      a.steps = std::size_t(next());
+    else if (k == "--warmup")
+      a.warmup = std::size_t(next());
+    else if (k == "--batch")
+      a.batch = std::size_t(next());
+    else if (k == "--global-batch")
+      a.global_batch = std::size_t(next());
+    else if (k == "--seq")
+      a.seq = std::size_t(next());
+    else if (k == "--input")
+      a.input = std::size_t(next());
+    else if (k == "--hidden")
+      a.hidden = std::size_t(next());
+    else if (k == "--layers")
+      a.layers = std::size_t(next());
+    else if (k == "--bucket-mb")
+      a.bucket_mb = next();
+    else if (k == "--pipeline")
+      a.pipeline = true;
+    else
+      throw ValueError(fmt::format("unknown option {}", k));
   }
   return a;
 }
@@ -59,10 +69,10 @@ int main(int argc, char** argv) {
   nn::Linear<float> head(a.hidden, a.classes, gen);
   const auto params = nn::parameters(lstm, head);
   optim::Adam<float> opt(params, optim::AdamOptions(1e-3));
-  dist::DataParallel<float> dp(
-      params, dist::DataParallelOptions()
-                  .bucket_bytes(static_cast<std::size_t>(a.bucket_mb * (1 << 20)))
-                  .pipeline(a.pipeline));
+  dist::DataParallel<float> dp(params,
+                               dist::DataParallelOptions()
+                                   .bucket_bytes(static_cast<std::size_t>(a.bucket_mb * (1 << 20)))
+                                   .pipeline(a.pipeline));
 
   Generator data(1000 + static_cast<std::uint64_t>(env.rank()));
   const Var<float> x(uniform<float>(Shape{a.seq, batch, a.input}, -1.f, 1.f, data));

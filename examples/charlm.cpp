@@ -13,14 +13,14 @@
 //     charlm                                          # the fortunes; a few minutes on 2 cores
 //     charlm --text book.txt --epochs 10 --save lm.npz
 //     charlm --resume lm.npz --sample 1000 --temperature 0.6 --prime "The "
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <numeric>
 #include <string>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "common.hpp"
 #include "text_data.hpp"
@@ -42,9 +42,10 @@ Corpus load_fortunes(const std::string& dir) {
   namespace fs = std::filesystem;
   std::error_code ec;
   if (!fs::is_directory(dir, ec))
-    throw IoError(fmt::format("{}: not a directory (install the Debian package fortunes, or give "
-                              "--text FILE)",
-                              dir));
+    throw IoError(
+        fmt::format("{}: not a directory (install the Debian package fortunes, or give "
+                    "--text FILE)",
+                    dir));
   std::vector<std::string> files;
   for (const auto& e : fs::directory_iterator(dir, ec)) {
     const std::string name = e.path().filename().string();
@@ -111,13 +112,16 @@ Corpus load_text(const std::string& path) {
 /// symbols a model can predict (the vocabulary without <pad>).
 struct NGram {
   std::size_t V = 0;
-  std::vector<double> uni;               // counts
-  std::vector<std::vector<double>> bi;   // bi[a][b]: b after a
+  std::vector<double> uni;              // counts
+  std::vector<std::vector<double>> bi;  // bi[a][b]: b after a
   std::vector<double> bi_rows;
   double total = 0;
 
   NGram(const std::vector<std::int64_t>& ids, std::size_t vocab)
-      : V(vocab - 1), uni(vocab, 0.0), bi(vocab, std::vector<double>(vocab, 0.0)), bi_rows(vocab, 0.0) {
+      : V(vocab - 1),
+        uni(vocab, 0.0),
+        bi(vocab, std::vector<double>(vocab, 0.0)),
+        bi_rows(vocab, 0.0) {
     for (std::size_t i = 0; i < ids.size(); ++i) {
       const auto b = static_cast<std::size_t>(ids[i]);
       uni[b] += 1;
@@ -146,12 +150,14 @@ struct LmOutput {
 /// Embedding -> LSTM (layers) -> Linear over the characters.
 class CharLM : public nn::Module<float> {
  public:
-  CharLM(std::size_t vocab, std::size_t embed, std::size_t hidden, std::size_t layers, double dropout)
+  CharLM(std::size_t vocab, std::size_t embed, std::size_t hidden, std::size_t layers,
+         double dropout)
       : nn::Module<float>("CharLM") {
-    embed_ = register_module("embed", std::make_shared<nn::Embedding<float>>(
-                                          nn::EmbeddingOptions(vocab, embed)));
-    lstm_ = register_module("lstm", std::make_shared<nn::LSTM<float>>(
-                                        nn::LSTMOptions(embed, hidden).num_layers(layers).dropout(dropout)));
+    embed_ = register_module(
+        "embed", std::make_shared<nn::Embedding<float>>(nn::EmbeddingOptions(vocab, embed)));
+    lstm_ = register_module(
+        "lstm", std::make_shared<nn::LSTM<float>>(
+                    nn::LSTMOptions(embed, hidden).num_layers(layers).dropout(dropout)));
     head_ = register_module("head", std::make_shared<nn::Linear<float>>(hidden, vocab));
   }
   /// ids [T, B] with the state carried from the previous chunk (undefined: zeros).
@@ -241,10 +247,11 @@ std::string sample(CharLM& model, const ex::Vocab& vocab, const std::vector<std:
 // ---- Training ----------------------------------------------------------------------------------
 
 int train(int argc, char** argv) {
-  ex::Flags flags("charlm",
-                  "A 2-layer LSTM character language model trained with truncated BPTT on a text\n"
-                  "(default: Debian's fortunes). Reports held-out bits per character against unigram\n"
-                  "and bigram baselines, then samples text: --sample N --temperature T --prime TEXT.");
+  ex::Flags flags(
+      "charlm",
+      "A 2-layer LSTM character language model trained with truncated BPTT on a text\n"
+      "(default: Debian's fortunes). Reports held-out bits per character against unigram\n"
+      "and bigram baselines, then samples text: --sample N --temperature T --prime TEXT.");
   ex::declare_common_flags(flags, {.epochs = 8, .hidden = 192, .layers = 2, .lr = 8e-3});
   flags.add_string("text", "", "train on this UTF-8 text file instead of the fortunes", "FILE")
       .add_string("fortunes-dir", "/usr/share/games/fortunes", "where the fortunes are", "DIR")
@@ -252,9 +259,12 @@ int train(int argc, char** argv) {
                   0.001, 0.5)
       .add_int("chunk", 32, "characters per truncated-BPTT chunk", 1)
       .add_int("streams", 16, "parallel streams (the batch size)", 1)
-      .add_int("epoch-chars", 400000, "characters per epoch (0: one pass over the training text); "
-               "later epochs continue where the last one stopped", 0)
-      .add_int("eval-chars", 60000, "held-out characters scored after each epoch (all at the end)", 1000)
+      .add_int("epoch-chars", 400000,
+               "characters per epoch (0: one pass over the training text); "
+               "later epochs continue where the last one stopped",
+               0)
+      .add_int("eval-chars", 60000, "held-out characters scored after each epoch (all at the end)",
+               1000)
       .add_int("embed", 64, "character embedding size", 1)
       .add_double("dropout", 0.0, "dropout between the LSTM layers", 0.0, 0.9)
       .add_int("min-count", 2, "characters seen fewer times in training become <unk>", 1)
@@ -270,7 +280,8 @@ int train(int argc, char** argv) {
   flags.parse(argc, argv);
   ex::Common c = ex::common_flags(flags);
   std::size_t streams = flags.get_size("streams"), chunk = flags.get_size("chunk");
-  std::size_t epoch_chars = flags.get_size("epoch-chars"), eval_chars = flags.get_size("eval-chars");
+  std::size_t epoch_chars = flags.get_size("epoch-chars"),
+              eval_chars = flags.get_size("eval-chars");
   std::size_t n_sample = flags.get_size("sample");
   if (c.smoke) {  // a few seconds: the first part of the corpus, a tiny model, short epochs
     if (!flags.given("hidden")) c.hidden = 48;
@@ -288,8 +299,8 @@ int train(int argc, char** argv) {
                                                    : load_text(flags.get_string("text"));
   if (c.smoke && corpus.docs.size() > 1500) corpus.docs.resize(1500);
   if (corpus.docs.size() < 2)
-    throw ValueError(fmt::format("{}: too short to hold part of it out (one block of 2 KB)",
-                                 corpus.source));
+    throw ValueError(
+        fmt::format("{}: too short to hold part of it out (one block of 2 KB)", corpus.source));
   // Documents go to training or held-out by the seed alone (its own generator).
   Generator data_gen(c.seed);
   std::string train_text, valid_text;
@@ -300,28 +311,36 @@ int train(int argc, char** argv) {
     (held_out ? valid_text : train_text) += corpus.docs[i];
     n_valid_docs += held_out;
   }
-  if (n_valid_docs == 0) valid_text = corpus.docs.back(), train_text.resize(train_text.size() - valid_text.size());
+  if (n_valid_docs == 0)
+    valid_text = corpus.docs.back(), train_text.resize(train_text.size() - valid_text.size());
   std::size_t invalid = 0;
   const std::vector<std::string> train_chars = ex::utf8_chars(train_text, &invalid);
   const std::vector<std::string> valid_chars = ex::utf8_chars(valid_text, &invalid);
   const ex::Vocab vocab = ex::build_vocab({train_chars}, flags.get_size("min-count"));
-  const std::vector<std::int64_t> train_ids = vocab.ids(train_chars), valid_all = vocab.ids(valid_chars);
-  const std::vector<std::int64_t> valid_part(valid_all.begin(),
-                                             valid_all.begin() + std::min(valid_all.size(), eval_chars));
+  const std::vector<std::int64_t> train_ids = vocab.ids(train_chars),
+                                  valid_all = vocab.ids(valid_chars);
+  const std::vector<std::int64_t> valid_part(
+      valid_all.begin(), valid_all.begin() + std::min(valid_all.size(), eval_chars));
   const NGram ngram(train_ids, vocab.size());
 
   if (train_ids.size() < 2 * streams)
-    throw ValueError(fmt::format("{}: the training text ({} characters) is too short for {} "
-                                 "streams", corpus.source, train_ids.size(), streams));
+    throw ValueError(
+        fmt::format("{}: the training text ({} characters) is too short for {} "
+                    "streams",
+                    corpus.source, train_ids.size(), streams));
   const ex::Streams train_streams(train_ids, streams, chunk);
-  const std::size_t eval_streams = std::min<std::size_t>(16, std::max<std::size_t>(1, valid_part.size() / 512));
+  const std::size_t eval_streams =
+      std::min<std::size_t>(16, std::max<std::size_t>(1, valid_part.size() / 512));
   if (valid_all.size() < 3 * eval_streams)
-    throw ValueError(fmt::format("{}: the held-out text ({} characters) is too short", corpus.source, valid_all.size()));
+    throw ValueError(fmt::format("{}: the held-out text ({} characters) is too short",
+                                 corpus.source, valid_all.size()));
   const std::size_t per_epoch =
-      epoch_chars == 0 ? train_streams.batches()
-                       : std::max<std::size_t>(1, (epoch_chars + streams * chunk - 1) / (streams * chunk));
+      epoch_chars == 0
+          ? train_streams.batches()
+          : std::max<std::size_t>(1, (epoch_chars + streams * chunk - 1) / (streams * chunk));
 
-  CharLM model(vocab.size(), flags.get_size("embed"), c.hidden, c.layers, flags.get_double("dropout"));
+  CharLM model(vocab.size(), flags.get_size("embed"), c.hidden, c.layers,
+               flags.get_double("dropout"));
   auto opt = ex::make_optimizer(c, model.named_parameters());
   const std::vector<Var<float>> params = model.parameters();
   const double clip = flags.get_double("clip");
@@ -329,7 +348,8 @@ int train(int argc, char** argv) {
   std::unique_ptr<optim::Schedule<float>> schedule;
   if (flags.get_string("schedule") == "cosine")
     schedule = std::make_unique<optim::CosineAnnealingLR<float>>(*opt, c.epochs, c.lr / 100);
-  const std::string settings = flags.settings({"save", "resume", "log", "plot", "threads", "stop-after", "sample", "temperature", "prime"});
+  const std::string settings = flags.settings(
+      {"save", "resume", "log", "plot", "threads", "stop-after", "sample", "temperature", "prime"});
   ex::RunState st;
   Generator unused_gen(c.seed + 1);  // training draws nothing random; save_run wants a generator
   if (!c.resume.empty()) {
@@ -345,18 +365,20 @@ int train(int argc, char** argv) {
              corpus.source, corpus.docs.size(), n_valid_docs ? n_valid_docs : 1, train_ids.size(),
              valid_all.size(),
              invalid ? fmt::format(" ({} malformed UTF-8 bytes read as U+FFFD)", invalid) : "");
-  fmt::print("vocabulary: {} characters seen at least {} times (+ <pad>, <unk>)\n", vocab.size() - 2,
-             flags.get_size("min-count"));
-  fmt::print("model: embedding {} -> LSTM {} layer(s) x {} hidden -> linear {}; {} parameters; "
-             "{} lr {}, {} streams x {} characters per step, {} steps per epoch ({} characters), "
-             "{} BLAS thread(s)\n",
-             flags.get_size("embed"), c.layers, c.hidden, vocab.size(), model.num_parameters(),
-             c.optimizer, opt->lr(), streams, chunk, per_epoch,
-             ex::format_count(static_cast<double>(per_epoch * streams * chunk)), blas_threads());
+  fmt::print("vocabulary: {} characters seen at least {} times (+ <pad>, <unk>)\n",
+             vocab.size() - 2, flags.get_size("min-count"));
+  fmt::print(
+      "model: embedding {} -> LSTM {} layer(s) x {} hidden -> linear {}; {} parameters; "
+      "{} lr {}, {} streams x {} characters per step, {} steps per epoch ({} characters), "
+      "{} BLAS thread(s)\n",
+      flags.get_size("embed"), c.layers, c.hidden, vocab.size(), model.num_parameters(),
+      c.optimizer, opt->lr(), streams, chunk, per_epoch,
+      ex::format_count(static_cast<double>(per_epoch * streams * chunk)), blas_threads());
   const Bpc base = evaluate(model, valid_part, &ngram, eval_streams);
-  fmt::print("baselines on held-out text: unigram {:.3f} bpc, bigram {:.3f} bpc; untrained LSTM "
-             "{:.3f} bpc\n",
-             base.unigram, base.bigram, base.model);
+  fmt::print(
+      "baselines on held-out text: unigram {:.3f} bpc, bigram {:.3f} bpc; untrained LSTM "
+      "{:.3f} bpc\n",
+      base.unigram, base.bigram, base.model);
 
   std::vector<double> losses;
   for (std::size_t epoch = st.epoch + 1; epoch <= c.epochs; ++epoch) {
@@ -395,11 +417,12 @@ int train(int argc, char** argv) {
     const Bpc v = evaluate(model, valid_part, nullptr, eval_streams);
     const double train_bpc = loss_sum / static_cast<double>(seen) / std::log(2.0);
     st.best = st.best == 0 ? v.model : std::min(st.best, v.model);
-    fmt::print("epoch {:>2}/{}  train {:.3f} bpc  held-out {:.3f} bpc (bigram {:.3f})  {} chars/s  "
-               "{} ({} total)\n",
-               epoch, c.epochs, train_bpc, v.model, base.bigram,
-               ex::format_count(static_cast<double>(seen) / train_s), ex::format_duration(clock.seconds()),
-               ex::format_duration(st.seconds));
+    fmt::print(
+        "epoch {:>2}/{}  train {:.3f} bpc  held-out {:.3f} bpc (bigram {:.3f})  {} chars/s  "
+        "{} ({} total)\n",
+        epoch, c.epochs, train_bpc, v.model, base.bigram,
+        ex::format_count(static_cast<double>(seen) / train_s), ex::format_duration(clock.seconds()),
+        ex::format_duration(st.seconds));
     std::fflush(stdout);
     log.row(epoch, st.step, train_bpc, {v.model, base.bigram}, st.seconds);
     if (!c.save.empty()) ex::save_run(c.save, model, *opt, unused_gen, st);
@@ -413,10 +436,11 @@ int train(int argc, char** argv) {
     fmt::print("nothing to train: the run is already at epoch {} of {}\n", st.epoch, c.epochs);
 
   const Bpc final = evaluate(model, valid_all, &ngram, eval_streams);
-  fmt::print("result: held-out {:.3f} bpc vs bigram {:.3f} and unigram {:.3f} ({:.0f}% of the "
-             "bigram's bits) on {} characters, after {} epochs ({} of training)\n",
-             final.model, final.bigram, final.unigram, 100 * final.model / final.bigram, final.chars,
-             st.epoch, ex::format_duration(st.seconds));
+  fmt::print(
+      "result: held-out {:.3f} bpc vs bigram {:.3f} and unigram {:.3f} ({:.0f}% of the "
+      "bigram's bits) on {} characters, after {} epochs ({} of training)\n",
+      final.model, final.bigram, final.unigram, 100 * final.model / final.bigram, final.chars,
+      st.epoch, ex::format_duration(st.seconds));
 
   if (n_sample > 0) {
     std::string prime = flags.get_string("prime");
@@ -428,7 +452,8 @@ int train(int argc, char** argv) {
       prime_ids.push_back(vocab.id(ch));
       unknown += !vocab.contains(ch);
     }
-    if (unknown) fmt::print("note: {} character(s) of --prime never occur in the training text\n", unknown);
+    if (unknown)
+      fmt::print("note: {} character(s) of --prime never occur in the training text\n", unknown);
     const double temperature = flags.get_double("temperature");
     const std::string text = sample(model, vocab, prime_ids, n_sample, temperature, sample_gen);
     fmt::print("\nsample ({} characters, temperature {}):\n{}{}\n", n_sample, temperature,
@@ -447,4 +472,6 @@ int train(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) { return ex::run_main(argc, argv, train); }
+int main(int argc, char** argv) {
+  return ex::run_main(argc, argv, train);
+}

@@ -13,6 +13,8 @@
 //     classify --epochs 5 -- Haus maison house   # and then guess these words
 //     classify --task parity --cell rnn             # fails past ~6 bits; gru/lstm: 100% to 40
 //     classify --data reviews.tsv --vocab word   # any "label<TAB>text" file
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <map>
@@ -20,8 +22,6 @@
 #include <set>
 #include <string>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "common.hpp"
 #include "text_data.hpp"
@@ -49,10 +49,12 @@ struct Language {
   const char* file;  // in /usr/share/dict (see `dpkg -L wngerman` etc.)
   const char* package;
 };
-const std::vector<Language> kLanguages = {
-    {"en", "English", "american-english", "wamerican"}, {"de", "German", "ngerman", "wngerman"},
-    {"fr", "French", "french", "wfrench"},              {"es", "Spanish", "spanish", "wspanish"},
-    {"it", "Italian", "italian", "witalian"},           {"nl", "Dutch", "dutch", "wdutch"}};
+const std::vector<Language> kLanguages = {{"en", "English", "american-english", "wamerican"},
+                                          {"de", "German", "ngerman", "wngerman"},
+                                          {"fr", "French", "french", "wfrench"},
+                                          {"es", "Spanish", "spanish", "wspanish"},
+                                          {"it", "Italian", "italian", "witalian"},
+                                          {"nl", "Dutch", "dutch", "wdutch"}};
 
 /// Lower-cased Latin letters only; empty when the word has anything else (digits, apostrophes,
 /// hyphens, dots) or is shorter than 2 or longer than max_len characters.
@@ -101,9 +103,10 @@ void stratified_split(Dataset& d, Generator& gen) {
       (k < n_test ? d.test : k < n_test + n_valid ? d.valid : d.train).push_back(v[k]);
   }
   if (d.valid.empty() || d.test.empty())
-    throw ValueError(fmt::format("{} examples are too few to hold out a validation and a test "
-                                 "split (each class needs at least 10)",
-                                 d.labels.size()));
+    throw ValueError(
+        fmt::format("{} examples are too few to hold out a validation and a test "
+                    "split (each class needs at least 10)",
+                    d.labels.size()));
 }
 
 Dataset load_languages(const std::string& dir, const std::vector<std::string>& codes,
@@ -116,8 +119,10 @@ Dataset load_languages(const std::string& dir, const std::vector<std::string>& c
     const auto it = std::find_if(kLanguages.begin(), kLanguages.end(),
                                  [&](const Language& l) { return code == l.code; });
     if (it == kLanguages.end())
-      throw ex::UsageError(fmt::format("--languages: unknown language '{}' (known: en, de, fr, es, "
-                                       "it, nl)", code));
+      throw ex::UsageError(
+          fmt::format("--languages: unknown language '{}' (known: en, de, fr, es, "
+                      "it, nl)",
+                      code));
     const std::string path = dir + "/" + it->file;
     std::string text;
     try {
@@ -144,10 +149,11 @@ Dataset load_languages(const std::string& dir, const std::vector<std::string>& c
   }
   const std::size_t n = std::min(per_class, smallest);
   if (n < 10) throw ValueError(fmt::format("only {} usable words in the smallest list", smallest));
-  fmt::print("data: {} word lists in {}; {} words found in several lists dropped; {} words per "
-             "language{}\n",
-             codes.size(), dir, shared, n,
-             n < per_class ? fmt::format(" (the smallest list has only {})", smallest) : "");
+  fmt::print(
+      "data: {} word lists in {}; {} words found in several lists dropped; {} words per "
+      "language{}\n",
+      codes.size(), dir, shared, n,
+      n < per_class ? fmt::format(" (the smallest list has only {})", smallest) : "");
   for (std::size_t c = 0; c < words.size(); ++c) {
     ex::shuffle(words[c], gen);
     for (std::size_t k = 0; k < n; ++k) {
@@ -239,8 +245,8 @@ class Classifier : public nn::Module<float> {
   Classifier(const std::string& cell, std::size_t vocab, std::size_t embed, std::size_t hidden,
              std::size_t layers, std::size_t classes)
       : nn::Module<float>("Classifier"), layers_(layers) {
-    embed_ = register_module("embed", std::make_shared<nn::Embedding<float>>(
-                                          nn::EmbeddingOptions(vocab, embed)));
+    embed_ = register_module(
+        "embed", std::make_shared<nn::Embedding<float>>(nn::EmbeddingOptions(vocab, embed)));
     const auto o = nn::RNNOptions(embed, hidden).num_layers(layers);
     if (cell == "lstm")
       lstm_ = register_module("rnn", std::make_shared<nn::LSTM<float>>(o));
@@ -282,7 +288,8 @@ struct Score {
   std::vector<std::int64_t> predicted;  // per example of the split, in the split's order
 };
 
-Score evaluate(Classifier& model, const Dataset& d, const std::vector<std::vector<std::int64_t>>& ids,
+Score evaluate(Classifier& model, const Dataset& d,
+               const std::vector<std::vector<std::int64_t>>& ids,
                const std::vector<std::size_t>& split) {
   NoGradGuard no_grad;
   model.eval();
@@ -340,7 +347,7 @@ void print_confusion(const Dataset& d, const std::vector<std::size_t>& split, co
 void print_by_length(const Dataset& d, const std::vector<std::size_t>& split, const Score& s) {
   std::size_t longest = 1;
   for (std::size_t k : split) longest = std::max(longest, d.tokens[k].size());
-  const std::size_t width = (longest + 19) / 20;  // at most 20 columns
+  const std::size_t width = (longest + 19) / 20;                  // at most 20 columns
   std::map<std::size_t, std::pair<std::size_t, std::size_t>> by;  // bucket -> (correct, total)
   for (std::size_t k = 0; k < split.size(); ++k) {
     auto& [ok, n] = by[(d.tokens[split[k]].size() - 1) / width];
@@ -363,14 +370,15 @@ void print_by_length(const Dataset& d, const std::vector<std::size_t>& split, co
 
 int train(int argc, char** argv) {
   const ex::SplitArgs args = ex::split_at_double_dash(argc, argv);
-  ex::Flags flags("classify",
-                  "A recurrent network classifies sequences from its last hidden state.\n"
-                  "Default task: which language a word is from (en de fr es it nl), letter by letter,\n"
-                  "from Debian's word lists. Words to classify after training go after `--` or in\n"
-                  "--words: `classify --epochs 5 -- Haus maison house`.\n"
-                  "--task parity: is the number of 1s in a bit string odd? Compare --cell rnn/gru/lstm\n"
-                  "as --length grows (parity trains 10 epochs unless --epochs is given).\n"
-                  "--data FILE: any file of 'label<TAB>text' lines.");
+  ex::Flags flags(
+      "classify",
+      "A recurrent network classifies sequences from its last hidden state.\n"
+      "Default task: which language a word is from (en de fr es it nl), letter by letter,\n"
+      "from Debian's word lists. Words to classify after training go after `--` or in\n"
+      "--words: `classify --epochs 5 -- Haus maison house`.\n"
+      "--task parity: is the number of 1s in a bit string odd? Compare --cell rnn/gru/lstm\n"
+      "as --length grows (parity trains 10 epochs unless --epochs is given).\n"
+      "--data FILE: any file of 'label<TAB>text' lines.");
   ex::declare_common_flags(flags, {.epochs = 5, .hidden = 128, .layers = 1, .lr = 3e-3});
   flags.add_choice("task", {"language", "parity"}, "language", "what to classify (see above)")
       .add_string("data", "", "classify the 'label<TAB>text' lines of this file instead", "TSV")
@@ -383,12 +391,16 @@ int train(int argc, char** argv) {
                   "learning rate over the epochs: cosine decays from --lr to --lr/100")
       .add_double("clip", 1.0, "clip the gradient norm to this (0: no clipping)", 0.0)
       .add_string("dict-dir", "/usr/share/dict", "language: where the word lists are", "DIR")
-      .add_string("languages", "en,de,fr,es,it,nl", "language: which lists, comma-separated", "LIST")
+      .add_string("languages", "en,de,fr,es,it,nl", "language: which lists, comma-separated",
+                  "LIST")
       .add_int("per-class", 40000, "language: words per language (at most)", 10)
-      .add_int("max-len", 0, "longest sequence: language 20 letters, --data 200 tokens (longer "
-               "lines are cut); 0: that default", 0)
+      .add_int("max-len", 0,
+               "longest sequence: language 20 letters, --data 200 tokens (longer "
+               "lines are cut); 0: that default",
+               0)
       .add_int("examples", 20000, "parity: strings generated", 100)
-      .add_int("length", 40, "parity: longest string (lengths are uniform from --min-length)", 1, 1000)
+      .add_int("length", 40, "parity: longest string (lengths are uniform from --min-length)", 1,
+               1000)
       .add_int("min-length", 1, "parity: shortest string", 1, 1000)
       .add_string("words", "", "comma-separated words to classify after training", "LIST")
       .add_int("stop-after", 0, "end after this epoch, as if interrupted (0: run every epoch)", 0);
@@ -405,7 +417,7 @@ int train(int argc, char** argv) {
   std::size_t max_len = flags.get_size("max-len");
   if (max_len == 0) max_len = task == "language" ? 20 : 200;
   if (task == "parity" && !flags.given("epochs")) c.epochs = 10;  // see --help
-  if (c.smoke) {  // a few seconds
+  if (c.smoke) {                                                  // a few seconds
     per_class = std::min<std::size_t>(per_class, 300);
     examples = std::min<std::size_t>(examples, 2000);
     if (!flags.given("hidden")) c.hidden = 32;
@@ -418,12 +430,12 @@ int train(int argc, char** argv) {
   Generator data_gen(c.seed);
   const std::vector<std::string> codes = split_commas(flags.get_string("languages"));
   if (task == "language" && codes.size() < 2) throw ex::UsageError("--languages needs two or more");
-  const Dataset d = task == "language" ? load_languages(flags.get_string("dict-dir"), codes,
-                                                        per_class, max_len, data_gen)
-                    : task == "parity"
-                        ? make_parity(examples, min_len, max_parity, data_gen)
-                        : load_tsv(flags.get_string("data"), flags.get_string("vocab") == "word",
-                                   max_len, data_gen);
+  const Dataset d =
+      task == "language"
+          ? load_languages(flags.get_string("dict-dir"), codes, per_class, max_len, data_gen)
+      : task == "parity" ? make_parity(examples, min_len, max_parity, data_gen)
+                         : load_tsv(flags.get_string("data"), flags.get_string("vocab") == "word",
+                                    max_len, data_gen);
 
   // The vocabulary comes from the training split only; anything else reads as <unk>.
   std::vector<std::vector<std::string>> train_tokens;
@@ -445,7 +457,8 @@ int train(int argc, char** argv) {
   std::unique_ptr<optim::Schedule<float>> schedule;
   if (flags.get_string("schedule") == "cosine")
     schedule = std::make_unique<optim::CosineAnnealingLR<float>>(*opt, c.epochs, c.lr / 100);
-  const std::string settings = flags.settings({"save", "resume", "log", "plot", "threads", "stop-after", "words"});
+  const std::string settings =
+      flags.settings({"save", "resume", "log", "plot", "threads", "stop-after", "words"});
   ex::RunState st;
   if (!c.resume.empty()) {
     st = ex::resume_run(c.resume, model, *opt, shuffle_gen, settings);
@@ -458,16 +471,22 @@ int train(int argc, char** argv) {
 
   std::size_t mean_len = 0;
   for (std::size_t i : d.train) mean_len += lengths[i];
-  fmt::print("task: {}, {} classes ({}); {} train / {} valid / {} test sequences of {}s (mean "
-             "length {:.1f}); vocabulary {} (with <pad>, <unk>); chance {:.1f}%\n",
-             d.task, d.classes.size(), fmt::join(d.classes, " "), d.train.size(), d.valid.size(),
-             d.test.size(), d.unit, static_cast<double>(mean_len) / d.train.size(), vocab.size(),
-             100.0 / static_cast<double>(d.classes.size()));
-  fmt::print("model: embedding {} -> {} {} layer(s) x {} hidden -> linear {}; {} parameters; {} "
-             "lr {}, batch {}, {} BLAS thread(s)\n",
-             flags.get_size("embed"), flags.get_string("cell"), c.layers, c.hidden,
-             d.classes.size(), model.num_parameters(), c.optimizer, opt->lr(), batch,
-             blas_threads());
+  // Chance: always guessing the test split's most common class (1 / classes when balanced).
+  std::vector<std::size_t> per_class_test(d.classes.size(), 0);
+  for (std::size_t i : d.test) ++per_class_test[static_cast<std::size_t>(d.labels[i])];
+  const double chance =
+      100.0 * static_cast<double>(*std::max_element(per_class_test.begin(), per_class_test.end())) /
+      static_cast<double>(d.test.size());
+  fmt::print(
+      "task: {}, {} classes ({}); {} train / {} valid / {} test sequences of {}s (mean "
+      "length {:.1f}); vocabulary {} (with <pad>, <unk>); chance (the most common class) {:.1f}%\n",
+      d.task, d.classes.size(), fmt::join(d.classes, " "), d.train.size(), d.valid.size(),
+      d.test.size(), d.unit, static_cast<double>(mean_len) / d.train.size(), vocab.size(), chance);
+  fmt::print(
+      "model: embedding {} -> {} {} layer(s) x {} hidden -> linear {}; {} parameters; {} "
+      "lr {}, batch {}, {} BLAS thread(s)\n",
+      flags.get_size("embed"), flags.get_string("cell"), c.layers, c.hidden, d.classes.size(),
+      model.num_parameters(), c.optimizer, opt->lr(), batch, blas_threads());
 
   std::vector<double> losses;  // every step's loss (smoke mode compares the ends)
   Score valid;
@@ -500,11 +519,12 @@ int train(int argc, char** argv) {
     valid = evaluate(model, d, ids, d.valid);
     st.best = std::max(st.best, valid.accuracy);
     const double train_loss = loss_sum / static_cast<double>(seen);
-    fmt::print("epoch {:>2}/{}  loss {:.4f}  valid: loss {:.4f}  accuracy {:6.2f}%  {} seq/s  {} "
-               "({} total)\n",
-               epoch, c.epochs, train_loss, valid.loss, 100 * valid.accuracy,
-               ex::format_count(static_cast<double>(seen) / train_s),
-               ex::format_duration(clock.seconds()), ex::format_duration(st.seconds));
+    fmt::print(
+        "epoch {:>2}/{}  loss {:.4f}  valid: loss {:.4f}  accuracy {:6.2f}%  {} seq/s  {} "
+        "({} total)\n",
+        epoch, c.epochs, train_loss, valid.loss, 100 * valid.accuracy,
+        ex::format_count(static_cast<double>(seen) / train_s), ex::format_duration(clock.seconds()),
+        ex::format_duration(st.seconds));
     std::fflush(stdout);
     log.row(epoch, st.step, train_loss, {valid.loss, valid.accuracy}, st.seconds);
     if (!c.save.empty()) ex::save_run(c.save, model, *opt, shuffle_gen, st);
@@ -518,11 +538,11 @@ int train(int argc, char** argv) {
     fmt::print("nothing to train: the run is already at epoch {} of {}\n", st.epoch, c.epochs);
 
   const Score test = evaluate(model, d, ids, d.test);
-  fmt::print("result: test accuracy {:.2f}% on {} held-out sequences ({} classes, chance {:.1f}%), "
-             "loss {:.4f}, after {} epochs ({} of training)\n",
-             100 * test.accuracy, d.test.size(), d.classes.size(),
-             100.0 / static_cast<double>(d.classes.size()), test.loss, st.epoch,
-             ex::format_duration(st.seconds));
+  fmt::print(
+      "result: test accuracy {:.2f}% on {} held-out sequences ({} classes, chance {:.1f}%), "
+      "loss {:.4f}, after {} epochs ({} of training)\n",
+      100 * test.accuracy, d.test.size(), d.classes.size(), chance, test.loss, st.epoch,
+      ex::format_duration(st.seconds));
   if (d.classes.size() <= 12) print_confusion(d, d.test, test);
   if (task == "parity") print_by_length(d, d.test, test);
 
@@ -545,7 +565,8 @@ int train(int argc, char** argv) {
       const Var<float> p = softmax(model.forward(b), -1);
       std::vector<std::size_t> order(d.classes.size());
       std::iota(order.begin(), order.end(), 0);
-      std::sort(order.begin(), order.end(), [&](auto a, auto b) { return p.value()(0, a) > p.value()(0, b); });
+      std::sort(order.begin(), order.end(),
+                [&](auto a, auto b) { return p.value()(0, a) > p.value()(0, b); });
       std::size_t name_w = 0;
       for (const auto& n : d.class_names) name_w = std::max(name_w, n.size());
       std::string line = fmt::format("  {:<16} {:<{}}", w, d.class_names[order[0]], name_w);
@@ -570,4 +591,6 @@ int train(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) { return ex::run_main(argc, argv, train); }
+int main(int argc, char** argv) {
+  return ex::run_main(argc, argv, train);
+}

@@ -5,15 +5,17 @@
 //     const std::string text = ex::read_file(path);            // IoError "path: ..." on failure
 //     std::vector<std::string> chars = ex::utf8_chars(text);   // "é" is one character
 //     ex::Vocab vocab;  for (auto& ch : chars) vocab.add(ch);  // id 0 is <pad>, 1 is <unk>
-//     auto batches = ex::bucket_batches(lengths, train_idx, 64, &gen);   // similar lengths together
-//     ex::Padded b = ex::pad_batch(sequences, batches[0]);     // ids [T, B] + lengths
+//     auto batches = ex::bucket_batches(lengths, train_idx, 64, &gen);   // similar lengths
+//     together ex::Padded b = ex::pad_batch(sequences, batches[0]);     // ids [T, B] + lengths
 //
 // Everything here is a header (inline), so an example that includes it needs no new library.
 #pragma once
 
+#include <fmt/format.h>
+
 #include <algorithm>
-#include <cstdint>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -24,14 +26,12 @@
 #include <string_view>
 #include <unordered_map>
 #include <vector>
-
-#include <fmt/format.h>
-
 #include <xgrad/xgrad.hpp>
 
 namespace ex {
 
-// ---- Files -----------------------------------------------------------------------------------------
+// ---- Files
+// -----------------------------------------------------------------------------------------
 
 /// The whole file as bytes. Throws IoError "<path>: cannot read (<reason>)" when it cannot be
 /// opened or read, and when it is a directory.
@@ -66,7 +66,8 @@ inline std::vector<std::string> split_lines(const std::string& text) {
   return lines;
 }
 
-// ---- UTF-8 -----------------------------------------------------------------------------------------
+// ---- UTF-8
+// -----------------------------------------------------------------------------------------
 
 /// The replacement character U+FFFD, which stands for every malformed byte.
 inline constexpr char32_t kReplacement = 0xFFFD;
@@ -164,13 +165,15 @@ inline char32_t latin_lower(char32_t c) {
   return c;
 }
 
-/// Whether `c` is a letter of the Latin scripts (ASCII letters, Latin-1 letters, Latin Extended-A/B).
+/// Whether `c` is a letter of the Latin scripts (ASCII letters, Latin-1 letters, Latin
+/// Extended-A/B).
 inline bool is_latin_letter(char32_t c) {
   return (c >= U'a' && c <= U'z') || (c >= U'A' && c <= U'Z') ||
          (c >= 0xC0 && c <= 0x24F && c != 0xD7 && c != 0xF7);
 }
 
-// ---- Vocabularies ----------------------------------------------------------------------------------
+// ---- Vocabularies
+// ----------------------------------------------------------------------------------
 
 /// Tokens (characters or words) to ids and back. Id 0 is "<pad>" (fills a batch past a
 /// sequence's end) and id 1 is "<unk>" (anything not seen when the vocabulary was built).
@@ -191,7 +194,9 @@ class Vocab {
     return it == ids_.end() ? kUnk : it->second;
   }
   bool contains(const std::string& token) const { return ids_.count(token) > 0; }
-  const std::string& token(std::int64_t id) const { return tokens_.at(static_cast<std::size_t>(id)); }
+  const std::string& token(std::int64_t id) const {
+    return tokens_.at(static_cast<std::size_t>(id));
+  }
   std::size_t size() const { return tokens_.size(); }
   std::vector<std::int64_t> ids(const std::vector<std::string>& tokens) const {
     std::vector<std::int64_t> out;
@@ -207,7 +212,8 @@ class Vocab {
 
 /// A vocabulary of the tokens that occur at least `min_count` times, most frequent first (ties in
 /// first-seen order, so the ids depend only on the data).
-inline Vocab build_vocab(const std::vector<std::vector<std::string>>& docs, std::size_t min_count = 1) {
+inline Vocab build_vocab(const std::vector<std::vector<std::string>>& docs,
+                         std::size_t min_count = 1) {
   std::unordered_map<std::string, std::size_t> count, first;
   std::vector<std::string> order;
   for (const auto& d : docs)
@@ -228,7 +234,9 @@ inline Vocab build_vocab(const std::vector<std::vector<std::string>>& docs, std:
 inline std::vector<std::string> split_words(std::string_view s) {
   std::vector<std::string> out;
   std::size_t i = 0;
-  auto space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; };
+  auto space = [](char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+  };
   while (i < s.size()) {
     while (i < s.size() && space(s[i])) ++i;
     std::size_t j = i;
@@ -239,7 +247,8 @@ inline std::vector<std::string> split_words(std::string_view s) {
   return out;
 }
 
-// ---- Shuffling and batches -------------------------------------------------------------------------
+// ---- Shuffling and batches
+// -------------------------------------------------------------------------
 
 /// Fisher-Yates with `gen`, so the order depends only on the seed.
 template <class V>
@@ -259,13 +268,15 @@ inline std::vector<std::vector<std::size_t>> bucket_batches(const std::vector<st
   if (gen) shuffle(indices, *gen);
   for (std::size_t lo = 0; lo < indices.size(); lo += window) {
     auto first = indices.begin() + static_cast<std::ptrdiff_t>(lo);
-    auto last = indices.begin() + static_cast<std::ptrdiff_t>(std::min(indices.size(), lo + window));
+    auto last =
+        indices.begin() + static_cast<std::ptrdiff_t>(std::min(indices.size(), lo + window));
     std::stable_sort(first, last, by_length);
   }
   std::vector<std::vector<std::size_t>> out;
   for (std::size_t lo = 0; lo < indices.size(); lo += batch)
-    out.emplace_back(indices.begin() + static_cast<std::ptrdiff_t>(lo),
-                     indices.begin() + static_cast<std::ptrdiff_t>(std::min(indices.size(), lo + batch)));
+    out.emplace_back(
+        indices.begin() + static_cast<std::ptrdiff_t>(lo),
+        indices.begin() + static_cast<std::ptrdiff_t>(std::min(indices.size(), lo + batch)));
   if (gen) shuffle(out, *gen);
   return out;
 }
@@ -293,7 +304,8 @@ inline Padded pad_batch(const std::vector<std::vector<std::int64_t>>& seqs,
   return p;
 }
 
-// ---- Streams for truncated backpropagation through time -------------------------------------------
+// ---- Streams for truncated backpropagation through time
+// -------------------------------------------
 
 /// A token sequence cut into `streams` equal strands read side by side, as a character language
 /// model trained with truncated BPTT reads its text: batch k holds the next `chunk` tokens of every
@@ -306,11 +318,12 @@ class Streams {
  public:
   Streams(const std::vector<std::int64_t>& ids, std::size_t streams, std::size_t chunk)
       : ids_(&ids), streams_(streams), chunk_(chunk) {
-    if (streams == 0 || chunk == 0) throw xg::ValueError("Streams: streams and chunk must be positive");
+    if (streams == 0 || chunk == 0)
+      throw xg::ValueError("Streams: streams and chunk must be positive");
     strand_ = ids.size() / streams;
     if (strand_ < 2)
-      throw xg::ValueError(fmt::format("the text ({} characters) is too short for {} streams",
-                                       ids.size(), streams));
+      throw xg::ValueError(
+          fmt::format("the text ({} characters) is too short for {} streams", ids.size(), streams));
   }
   /// Batches in one pass over the strands (the last may be shorter than `chunk`).
   std::size_t batches() const { return (strand_ - 1 + chunk_ - 1) / chunk_; }
@@ -322,7 +335,8 @@ class Streams {
   std::pair<xg::IndexArray, xg::IndexArray> batch(std::size_t k) const {
     const std::size_t start = k * chunk_;
     const std::size_t T = std::min(chunk_, strand_ - 1 - start);
-    xg::IndexArray x = xg::IndexArray::from_shape({T, streams_}), y = xg::IndexArray::from_shape({T, streams_});
+    xg::IndexArray x = xg::IndexArray::from_shape({T, streams_}),
+                   y = xg::IndexArray::from_shape({T, streams_});
     for (std::size_t j = 0; j < streams_; ++j) {
       const std::int64_t* strand = ids_->data() + j * strand_ + start;
       for (std::size_t t = 0; t < T; ++t) {
@@ -338,7 +352,8 @@ class Streams {
   std::size_t streams_, chunk_, strand_ = 0;
 };
 
-// ---- Words after `--` ------------------------------------------------------------------------------
+// ---- Words after `--`
+// ------------------------------------------------------------------------------
 
 /// Splits argv at the first "--": flags before it (for Flags::parse, argv[0] kept), free words
 /// after it. `classify --epochs 5 -- Haus maison` gives {"classify", "--epochs", "5"} and

@@ -11,6 +11,8 @@
 //     timeseries                                    # 8 generated sensors; about a minute
 //     timeseries --horizon 5 --out forecast.csv    # and the forecasts next to the truth
 //     timeseries --csv temps.csv --column temperature --window 48
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -20,8 +22,6 @@
 #include <numeric>
 #include <string>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "common.hpp"
 #include "text_data.hpp"
@@ -39,10 +39,11 @@ struct Data {
   std::vector<std::size_t> train;  // per series
 };
 
-Data make_sensors(std::size_t n, std::size_t length, double noise, double test_frac, Generator& gen) {
+Data make_sensors(std::size_t n, std::size_t length, double noise, double test_frac,
+                  Generator& gen) {
   Data d;
-  d.source = fmt::format("{} generated sensors (3 sines each, periods 8-60 steps, noise sd {})", n,
-                         noise);
+  d.source =
+      fmt::format("{} generated sensors (3 sines each, periods 8-60 steps, noise sd {})", n, noise);
   for (std::size_t s = 0; s < n; ++s) {
     double period[3], phase[3], amp[3];
     for (int k = 0; k < 3; ++k) {
@@ -55,7 +56,8 @@ Data make_sensors(std::size_t n, std::size_t length, double noise, double test_f
     for (std::size_t t = 0; t < length; ++t) {
       double v = offset;
       for (int k = 0; k < 3; ++k)
-        v += amp[k] * std::sin(2 * std::numbers::pi * static_cast<double>(t) / period[k] + phase[k]);
+        v +=
+            amp[k] * std::sin(2 * std::numbers::pi * static_cast<double>(t) / period[k] + phase[k]);
       x[t] = v + noise * gen.normal01();
     }
     d.series.push_back(std::move(x));
@@ -71,9 +73,12 @@ std::vector<std::string> csv_fields(const std::string& line, char sep) {
   for (std::size_t i = 0; i < line.size(); ++i) {
     const char ch = line[i];
     if (quoted) {
-      if (ch == '"' && i + 1 < line.size() && line[i + 1] == '"') out.back() += '"', ++i;
-      else if (ch == '"') quoted = false;
-      else out.back() += ch;
+      if (ch == '"' && i + 1 < line.size() && line[i + 1] == '"')
+        out.back() += '"', ++i;
+      else if (ch == '"')
+        quoted = false;
+      else
+        out.back() += ch;
     } else if (ch == '"') {
       quoted = true;
     } else if (ch == sep) {
@@ -102,10 +107,11 @@ bool parse_number(const std::string& s, double& v) {
 Data load_csv(const std::string& path, const std::string& column, double test_frac) {
   const std::vector<std::string> lines = ex::split_lines(ex::read_file(path));
   std::size_t first = 0;
-  while (first < lines.size() && lines[first].find_first_not_of(" \t,;") == std::string::npos) ++first;
+  while (first < lines.size() && lines[first].find_first_not_of(" \t,;") == std::string::npos)
+    ++first;
   if (first == lines.size()) throw IoError(fmt::format("{}: no data", path));
   const std::string& head = lines[first];
-  const char sep = head.find(',') != std::string::npos   ? ','
+  const char sep = head.find(',') != std::string::npos    ? ','
                    : head.find('\t') != std::string::npos ? '\t'
                    : head.find(';') != std::string::npos  ? ';'
                                                           : ',';
@@ -122,7 +128,8 @@ Data load_csv(const std::string& path, const std::string& column, double test_fr
     double v;
     if (it != fields.end()) {
       col = static_cast<std::size_t>(it - fields.begin());
-    } else if (parse_number(column, v) && v >= 1 && v == std::floor(v) && v <= static_cast<double>(fields.size())) {
+    } else if (parse_number(column, v) && v >= 1 && v == std::floor(v) &&
+               v <= static_cast<double>(fields.size())) {
       col = static_cast<std::size_t>(v) - 1;
     } else {
       throw IoError(fmt::format("{}: no column '{}' (it has {} column(s){}{})", path, column,
@@ -177,8 +184,8 @@ class Forecaster : public nn::Module<float> {
  public:
   Forecaster(std::size_t hidden, std::size_t layers, std::size_t horizon)
       : nn::Module<float>("Forecaster"), layers_(layers) {
-    lstm_ = register_module("lstm", std::make_shared<nn::LSTM<float>>(
-                                        nn::LSTMOptions(1, hidden).num_layers(layers)));
+    lstm_ = register_module(
+        "lstm", std::make_shared<nn::LSTM<float>>(nn::LSTMOptions(1, hidden).num_layers(layers)));
     head_ = register_module("head", std::make_shared<nn::Linear<float>>(hidden, horizon));
   }
   /// x [W, B, 1] -> [B, horizon]
@@ -201,8 +208,8 @@ struct Scaler {
 
 /// Inputs [W, B, 1] and targets [B, H] (standardised) for samples idx of `all`.
 std::pair<Var<float>, Var<float>> make_batch(const Data& d, const Windows& w, const Scaler& sc,
-                                             const std::vector<Sample>& all,
-                                             const std::size_t* idx, std::size_t B) {
+                                             const std::vector<Sample>& all, const std::size_t* idx,
+                                             std::size_t B) {
   Array<float> x = empty<float>(Shape{w.window, B, 1}), y = empty<float>(Shape{B, w.horizon});
   for (std::size_t j = 0; j < B; ++j) {
     const Sample& s = all[idx[j]];
@@ -287,8 +294,7 @@ bool plot_forecast(const std::string& csv, const std::string& png, std::size_t h
     return false;
   }
   // Columns: 1 series, 2 time, 3 step, 4 truth, 5 forecast, 6 last_value, 7 moving_average.
-  const std::string keep =
-      fmt::format("($1 == 0 && $3 == {} && $2 < {} ? ", horizon, t0 + points);
+  const std::string keep = fmt::format("($1 == 0 && $3 == {} && $2 < {} ? ", horizon, t0 + points);
   const std::string script = fmt::format(
       "set datafile separator ','\n"
       "if (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) {{\n"
@@ -327,14 +333,17 @@ bool plot_forecast(const std::string& csv, const std::string& png, std::size_t h
 // ---- Training ----------------------------------------------------------------------------------
 
 int train(int argc, char** argv) {
-  ex::Flags flags("timeseries",
-                  "An LSTM forecasts the next value(s) of a series from a window of past values, on\n"
-                  "noisy multi-sine sensor signals (generated from the seed) or a column of your CSV.\n"
-                  "Reports held-out RMSE against the last-value and moving-average forecasts.");
+  ex::Flags flags(
+      "timeseries",
+      "An LSTM forecasts the next value(s) of a series from a window of past values, on\n"
+      "noisy multi-sine sensor signals (generated from the seed) or a column of your CSV.\n"
+      "Reports held-out RMSE against the last-value and moving-average forecasts.");
   ex::declare_common_flags(flags, {.epochs = 20, .hidden = 64, .layers = 1, .lr = 3e-3});
   flags.add_string("csv", "", "forecast a column of this CSV instead of generated sensors", "FILE")
-      .add_string("column", "", "--csv: the column, by header name or position from 1 (default: "
-                  "the last)", "NAME|INDEX")
+      .add_string("column", "",
+                  "--csv: the column, by header name or position from 1 (default: "
+                  "the last)",
+                  "NAME|INDEX")
       .add_int("sensors", 8, "generated series", 1, 1000)
       .add_int("length", 2500, "steps per generated series", 10)
       .add_double("noise", 0.1, "standard deviation of the generated noise", 0.0)
@@ -346,8 +355,10 @@ int train(int argc, char** argv) {
       .add_choice("schedule", {"cosine", "constant"}, "cosine",
                   "learning rate over the epochs: cosine decays from --lr to --lr/100")
       .add_double("clip", 1.0, "clip the gradient norm to this (0: no clipping)", 0.0)
-      .add_string("out", "", "write the held-out forecasts next to the truth to this CSV (and a "
-                  "PNG beside it when gnuplot exists)", "CSV")
+      .add_string("out", "",
+                  "write the held-out forecasts next to the truth to this CSV (and a "
+                  "PNG beside it when gnuplot exists)",
+                  "CSV")
       .add_int("stop-after", 0, "end after this epoch, as if interrupted (0: run every epoch)", 0);
   flags.parse(argc, argv);
   ex::Common c = ex::common_flags(flags);
@@ -370,16 +381,17 @@ int train(int argc, char** argv) {
                      : load_csv(flags.get_string("csv"), flags.get_string("column"), test_frac);
   const Windows w = make_windows(d, window, horizon);
   if (w.train.empty() || w.test.empty())
-    throw ValueError(fmt::format("{}: too short for --window {} and --horizon {} with {:.0f}% held "
-                                 "out (no {} windows)",
-                                 d.source, window, horizon, 100 * test_frac,
-                                 w.train.empty() ? "training" : "held-out"));
+    throw ValueError(fmt::format(
+        "{}: too short for --window {} and --horizon {} with {:.0f}% held "
+        "out (no {} windows)",
+        d.source, window, horizon, 100 * test_frac, w.train.empty() ? "training" : "held-out"));
   // Standardise with the training part's mean and standard deviation.
   Scaler sc;
   {
     double s = 0, ss = 0, n = 0;
     for (std::size_t i = 0; i < d.series.size(); ++i)
-      for (std::size_t t = 0; t < d.train[i]; ++t) s += d.series[i][t], ss += d.series[i][t] * d.series[i][t], n += 1;
+      for (std::size_t t = 0; t < d.train[i]; ++t)
+        s += d.series[i][t], ss += d.series[i][t] * d.series[i][t], n += 1;
     sc.mean = s / n;
     sc.sd = std::sqrt(std::max(ss / n - sc.mean * sc.mean, 0.0));
     if (!(sc.sd > 1e-12)) sc.sd = 1;  // a constant series
@@ -387,7 +399,7 @@ int train(int argc, char** argv) {
 
   // Baselines on the held-out windows.
   const std::size_t ma = flags.get_size("ma-width") ? std::min(flags.get_size("ma-width"), window)
-                                                     : best_ma_width(d, w);
+                                                    : best_ma_width(d, w);
   const double rmse_last = rmse(d, w, w.test, [&](std::size_t i, std::size_t) {
     return d.series[w.test[i].series][w.test[i].t - 1];
   });
@@ -403,7 +415,8 @@ int train(int argc, char** argv) {
   std::unique_ptr<optim::Schedule<float>> schedule;
   if (flags.get_string("schedule") == "cosine")
     schedule = std::make_unique<optim::CosineAnnealingLR<float>>(*opt, c.epochs, c.lr / 100);
-  const std::string settings = flags.settings({"save", "resume", "log", "plot", "threads", "stop-after", "out"});
+  const std::string settings =
+      flags.settings({"save", "resume", "log", "plot", "threads", "stop-after", "out"});
   ex::RunState st;
   if (!c.resume.empty()) {
     st = ex::resume_run(c.resume, model, *opt, shuffle_gen, settings);
@@ -416,12 +429,14 @@ int train(int argc, char** argv) {
 
   fmt::print("data: {}; {} training and {} held-out windows of {} values -> next {}\n", d.source,
              w.train.size(), w.test.size(), window, horizon);
-  fmt::print("model: LSTM {} layer(s) x {} hidden -> linear {}; {} parameters; {} lr {}, batch {}, "
-             "{} BLAS thread(s)\n",
-             c.layers, c.hidden, horizon, model.num_parameters(), c.optimizer, opt->lr(), batch,
-             blas_threads());
-  fmt::print("baselines on held-out data: last value RMSE {:.4f}, moving average of {} RMSE {:.4f}\n",
-             rmse_last, ma, rmse_ma);
+  fmt::print(
+      "model: LSTM {} layer(s) x {} hidden -> linear {}; {} parameters; {} lr {}, batch {}, "
+      "{} BLAS thread(s)\n",
+      c.layers, c.hidden, horizon, model.num_parameters(), c.optimizer, opt->lr(), batch,
+      blas_threads());
+  fmt::print(
+      "baselines on held-out data: last value RMSE {:.4f}, moving average of {} RMSE {:.4f}\n",
+      rmse_last, ma, rmse_ma);
 
   std::vector<std::size_t> order(w.train.size());
   const std::size_t steps = (order.size() + batch - 1) / batch;
@@ -460,11 +475,12 @@ int train(int argc, char** argv) {
     st.epoch = epoch;
     test_rmse = model_rmse();
     const double train_loss = loss_sum / static_cast<double>(seen);
-    fmt::print("epoch {:>2}/{}  loss {:.4f} (train RMSE {:.4f})  held-out RMSE {:.4f}  {} windows/s  "
-               "{} ({} total)\n",
-               epoch, c.epochs, train_loss, std::sqrt(train_loss) * sc.sd, test_rmse,
-               ex::format_count(static_cast<double>(seen) / train_s),
-               ex::format_duration(clock.seconds()), ex::format_duration(st.seconds));
+    fmt::print(
+        "epoch {:>2}/{}  loss {:.4f} (train RMSE {:.4f})  held-out RMSE {:.4f}  {} windows/s  "
+        "{} ({} total)\n",
+        epoch, c.epochs, train_loss, std::sqrt(train_loss) * sc.sd, test_rmse,
+        ex::format_count(static_cast<double>(seen) / train_s), ex::format_duration(clock.seconds()),
+        ex::format_duration(st.seconds));
     std::fflush(stdout);
     log.row(epoch, st.step, train_loss, {test_rmse, rmse_last, rmse_ma}, st.seconds);
     if (!c.save.empty()) ex::save_run(c.save, model, *opt, shuffle_gen, st);
@@ -478,13 +494,15 @@ int train(int argc, char** argv) {
     fmt::print("nothing to train: the run is already at epoch {} of {}\n", st.epoch, c.epochs);
     test_rmse = model_rmse();
   }
-  fmt::print("result: held-out RMSE {:.4f} vs last value {:.4f} and moving average {:.4f} ({:.0f}% "
-             "and {:.0f}% of theirs) on {} windows, after {} epochs ({} of training)\n",
-             test_rmse, rmse_last, rmse_ma, 100 * test_rmse / rmse_last, 100 * test_rmse / rmse_ma,
-             w.test.size(), st.epoch, ex::format_duration(st.seconds));
+  fmt::print(
+      "result: held-out RMSE {:.4f} vs last value {:.4f} and moving average {:.4f} ({:.0f}% "
+      "and {:.0f}% of theirs) on {} windows, after {} epochs ({} of training)\n",
+      test_rmse, rmse_last, rmse_ma, 100 * test_rmse / rmse_last, 100 * test_rmse / rmse_ma,
+      w.test.size(), st.epoch, ex::format_duration(st.seconds));
   if (flags.get_string("csv").empty() && flags.get_double("noise") > 0)
-    fmt::print("note: the noise alone (sd {}) sets a floor of about {:.4f} on any forecast's RMSE\n",
-               flags.get_double("noise"), flags.get_double("noise"));
+    fmt::print(
+        "note: the noise alone (sd {}) sets a floor of about {:.4f} on any forecast's RMSE\n",
+        flags.get_double("noise"), flags.get_double("noise"));
 
   const std::string out_path = flags.get_string("out");
   if (!out_path.empty()) {
@@ -496,13 +514,14 @@ int train(int argc, char** argv) {
       const Sample& s = w.test[i];
       const std::vector<double>& v = d.series[s.series];
       for (std::size_t k = 0; k < horizon; ++k)
-        fmt::print(f, "{},{},{},{:.6g},{:.6g},{:.6g},{:.6g}\n", s.series, s.t + k, k + 1, v[s.t + k],
-                   p[i][k], v[s.t - 1], moving_average(v, s.t, ma));
+        fmt::print(f, "{},{},{},{:.6g},{:.6g},{:.6g},{:.6g}\n", s.series, s.t + k, k + 1,
+                   v[s.t + k], p[i][k], v[s.t - 1], moving_average(v, s.t, ma));
     }
     const bool ok = std::fflush(f) == 0;
     std::fclose(f);
     if (!ok) throw IoError(fmt::format("{}: write failed", out_path));
-    fmt::print("wrote {} ({} held-out forecasts next to the truth)\n", out_path, w.test.size() * horizon);
+    fmt::print("wrote {} ({} held-out forecasts next to the truth)\n", out_path,
+               w.test.size() * horizon);
     const std::filesystem::path png = std::filesystem::path(out_path).replace_extension(".png");
     plot_forecast(out_path, png.string(), horizon, w.test.front().t, 200,
                   fmt::format("{} - held-out forecast {} step(s) ahead", d.source, horizon));
@@ -520,4 +539,6 @@ int train(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) { return ex::run_main(argc, argv, train); }
+int main(int argc, char** argv) {
+  return ex::run_main(argc, argv, train);
+}

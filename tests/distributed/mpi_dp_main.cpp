@@ -7,6 +7,7 @@
 // rank exits non-zero when any check failed.
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <functional>
 #include <numeric>
@@ -28,7 +29,8 @@ struct Net : nn::Module<float> {
   std::shared_ptr<nn::LSTM<float>> lstm;
   std::shared_ptr<nn::Linear<float>> head;
   explicit Net(Generator& g) : nn::Module<float>("Net") {
-    lstm = register_module("lstm", std::make_shared<nn::LSTM<float>>(nn::LSTMOptions(kIn, kHidden), g));
+    lstm = register_module("lstm",
+                           std::make_shared<nn::LSTM<float>>(nn::LSTMOptions(kIn, kHidden), g));
     head = register_module("head", std::make_shared<nn::Linear<float>>(kHidden, kClasses, g));
   }
   // x [T, B, in] -> logits of the last step [B, classes]
@@ -44,8 +46,10 @@ struct Data {
 
 Data make_data() {  // the same on every rank
   Generator g(11);
-  Data d{uniform<float>(Shape{kSeq, kExamples, kIn}, -1.f, 1.f, g), IndexArray::from_shape({kExamples})};
-  for (std::size_t n = 0; n < kExamples; ++n) {  // which of the first three inputs was largest at t=0
+  Data d{uniform<float>(Shape{kSeq, kExamples, kIn}, -1.f, 1.f, g),
+         IndexArray::from_shape({kExamples})};
+  // The label: which of the first three inputs was largest at t = 0.
+  for (std::size_t n = 0; n < kExamples; ++n) {
     std::size_t best = 0;
     for (std::size_t c = 1; c < kClasses; ++c)
       if (d.x(0, n, c) > d.x(0, n, best)) best = c;
@@ -81,7 +85,8 @@ double max_abs_diff(const Net& a, const Net& b) {
   double worst = 0;
   const auto pa = a.named_parameters(), pb = b.named_parameters();
   for (std::size_t i = 0; i < pa.size(); ++i)
-    worst = std::max(worst, double(xt::amax(xt::abs(pa[i].second.value() - pb[i].second.value()))()));
+    worst =
+        std::max(worst, double(xt::amax(xt::abs(pa[i].second.value() - pb[i].second.value()))()));
   return worst;
 }
 
@@ -110,7 +115,8 @@ int main(int argc, char** argv) {
   dist::Environment env(argc, argv);
   Runner run{env.rank(), env.size()};
   const Data data = make_data();
-  const std::size_t steps = kEpochs * (kExamples / static_cast<std::size_t>(env.size())) / kRankBatch;
+  const std::size_t steps =
+      kEpochs * (kExamples / static_cast<std::size_t>(env.size())) / kRankBatch;
   const std::size_t resume_at = steps / 2;
   const std::filesystem::path ckpt_path =
       std::filesystem::temp_directory_path() / fmt::format("xgrad_mpi_dp_{}.npz", getpid());
@@ -196,8 +202,8 @@ int main(int argc, char** argv) {
 
   run.check("replicas identical after training", [&](std::string& detail) {
     const double d = dp.max_divergence();
-    detail = fmt::format("max |diff| {:.3g}; {} bytes allreduced per step in {} buckets",
-                         d, dp.bytes_per_step(), dp.num_buckets());
+    detail = fmt::format("max |diff| {:.3g}; {} bytes allreduced per step in {} buckets", d,
+                         dp.bytes_per_step(), dp.num_buckets());
     return d == 0 && dp.bytes_per_step() == (net.num_parameters() + 6) * sizeof(float);
   });
 
@@ -242,7 +248,8 @@ int main(int argc, char** argv) {
     Generator other(999 + static_cast<std::uint64_t>(env.rank()));
     Net again(other);
     optim::SGD<float> again_opt = make_sgd(again);
-    const Checkpoint ck = dist::load_checkpoint_broadcast(ckpt_path.string());  // read by rank 0 only
+    // Read by rank 0 only; every rank receives its bytes.
+    const Checkpoint ck = dist::load_checkpoint_broadcast(ckpt_path.string());
     again.load_state_dict(ck.model);
     again_opt.load_state_dict(ck.optimizer);
     // Default options this time (blocking allreduce, 8 MiB buckets): the sums are the same.
