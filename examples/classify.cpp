@@ -579,13 +579,8 @@ int train(int argc, char** argv) {
     }
   }
   if (!c.plot.empty()) ex::plot_curve(c.log, c.plot, fmt::format("classify {}", d.task));
-  if (c.smoke && c.resume.empty()) {  // a resumed run saw only the end of the curve
-    if (losses.size() < 4) throw std::runtime_error("smoke: too few steps to judge the loss");
-    const std::size_t k = std::min<std::size_t>(10, losses.size() / 4);
-    const double first = std::accumulate(losses.begin(), losses.begin() + k, 0.0) / k;
-    const double last = std::accumulate(losses.end() - k, losses.end(), 0.0) / k;
-    ex::check_loss_went_down(first, last);
-  }
+  // a resumed run saw only the end of the curve
+  if (c.smoke && c.resume.empty()) ex::check_loss_history(losses, 4, 10);
   return 0;
 }
 

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <numeric>
 #include <sstream>
 
 #if defined(__SSE__) || defined(__x86_64__)
@@ -571,6 +572,14 @@ RunState resume_run(const std::string& path, xg::nn::Module<float>& model,
 }
 
 // ---- Smoke mode ---------------------------------------------------------------------------------
+
+void check_loss_history(const std::vector<double>& losses, std::size_t min_steps, std::size_t max_k) {
+  if (losses.size() < min_steps) throw std::runtime_error("smoke: too few steps to judge the loss");
+  const std::size_t k = std::min(max_k, losses.size() / 4);
+  const double first = std::accumulate(losses.begin(), losses.begin() + static_cast<std::ptrdiff_t>(k), 0.0) / static_cast<double>(k);
+  const double last = std::accumulate(losses.end() - static_cast<std::ptrdiff_t>(k), losses.end(), 0.0) / static_cast<double>(k);
+  check_loss_went_down(first, last);
+}
 
 void check_loss_went_down(double first, double last, double min_ratio) {
   const bool ok = std::isfinite(first) && std::isfinite(last) && last < first * (1 - min_ratio);

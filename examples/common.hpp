@@ -270,5 +270,8 @@ RunState resume_run(const std::string& path, xg::nn::Module<float>& model,
 /// Throws (exit 1) unless `last` is finite and below `first` by at least `min_ratio`
 /// (last < first * (1 - min_ratio)). Prints the verdict either way.
 void check_loss_went_down(double first, double last, double min_ratio = 0.05);
+/// The same on a whole history: the mean of the first k losses against the mean of the last k,
+/// k = min(max_k, size / 4). Needs at least `min_steps` losses.
+void check_loss_history(const std::vector<double>& losses, std::size_t min_steps, std::size_t max_k);
 
 }  // namespace ex
