@@ -110,7 +110,7 @@ struct DataParallelOptions {
   /// Broadcast the root's parameter values at construction.
   XG_DIST_ARG(bool, broadcast_at_start, true);
   /// Pipeline the buckets: MPI_Iallreduce on bucket k while bucket k+1 is packed and k-1
-  /// unpacked. Off (default): one blocking MPI_Allreduce per bucket, which measured 1.1-2x
+  /// unpacked. Off (default): one blocking MPI_Allreduce per bucket, which measured 1.2-2x
   /// faster with Open MPI 4.1 on one host (README.md). With 2 ranks the results are identical.
   XG_DIST_ARG(bool, pipeline, false);
 #undef XG_DIST_ARG
