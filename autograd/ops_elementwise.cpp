@@ -1,8 +1,11 @@
 // Elementwise ops: each forward with its vector-Jacobian product beside it.
 // Names in backward: b.grad() = g (upstream), b.in(i) = inputs, b.out() = y (output).
+#include <array>
 #include <cmath>
 
 #include <fmt/format.h>
+
+#include <xtensor/xadapt.hpp>
 
 #include <xgrad/autograd/ops_elementwise.hpp>
 
@@ -232,12 +235,28 @@ Array<T> gelu_grad(const Array<T>& x, const Array<T>& g) {
 }
 }  // namespace
 
+// out = f(x) for a view x, one contiguous run at a time (x is not copied out of its base).
+template <class T, class F>
+void map_runs(const detail::Node<T>& x, Array<T>& out, F&& f) {
+  const detail::Runs<T> r = x.runs();
+  const std::array<std::size_t, 1> shape{r.cols};
+  for (std::size_t i = 0; i < r.rows; ++i) {
+    auto in = xt::adapt(r.row(i), r.cols, xt::no_ownership(), shape);
+    auto dst = xt::adapt(out.data() + i * r.cols, r.cols, xt::no_ownership(), shape);
+    xt::noalias(dst) = f(in);
+  }
+}
+
 #define XG_DEFINE_UNARY(NAME, FWD, DERIV, LO, HI, REF)                              \
   template <class T>                                                               \
   Var<T> NAME(const Var<T>& input) {                                               \
-    const Array<T>& x = input.value();                                             \
-    Array<T> out = empty<T>(x.shape());                                            \
-    xt::noalias(out) = FWD;                                                        \
+    Array<T> out = empty<T>(input.shape());                                        \
+    if (input.is_view()) { /* a slice: read it in place, run by run */             \
+      map_runs(*input.node_ptr(), out, [](const auto& x) { return FWD; });         \
+    } else {                                                                       \
+      const Array<T>& x = input.value();                                           \
+      xt::noalias(out) = FWD;                                                      \
+    }                                                                              \
     return record(#NAME, std::move(out), {input}, [](Backward<T>& bw) {           \
       const Array<T>& x = bw.in(0);                                                \
       const Array<T>& y = bw.out();                                                \

@@ -83,8 +83,9 @@ template <class T>
 Var<T> addmm(const Var<T>& c, const Var<T>& a, const Var<T>& b, Trans ta, Trans tb) {
   const Shape s = matmul_shape("addmm", a.shape(), b.shape(), ta, tb);
   Array<T> y = empty<T>(s);
-  if (c.shape() == s) {
-    std::copy(c.value().data(), c.value().data() + c.size(), y.data());  // raw pointers: xarray iterators are slow steppers
+  if (c.shape() == s) {  // raw pointers (xarray iterators are slow steppers); a view is read in place
+    const detail::Runs<T> r = c.node_ptr()->runs();
+    for (std::size_t i = 0; i < r.rows; ++i) std::copy(r.row(i), r.row(i) + r.cols, y.data() + i * r.cols);
   } else {
     if (broadcast_shapes("addmm", c.shape(), s) != s)
       throw ShapeError(fmt::format("addmm: c {} does not broadcast to the product's shape {}",

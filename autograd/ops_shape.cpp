@@ -41,19 +41,13 @@ void check_index(std::string_view op, std::int64_t v, std::size_t dim) {
 
 // ---- reshape ----------------------------------------------------------------------------------
 
-// y = x with a new shape        dx = reshape(g, x.shape)
+// y = x with a new shape (a view of x's storage)        dx = reshape(g, x.shape)
 template <class T>
 Var<T> reshape(const Var<T>& x, const Shape& shape) {
   if (shape_size(shape) != x.size())
     throw ShapeError(fmt::format("reshape: cannot view {} ({} elements) as {}", shape_str(x.shape()),
                                  x.size(), shape_str(shape)));
-  Array<T> y = x.value();
-  y.reshape(shape);
-  return record("reshape", std::move(y), {x}, [](Backward<T>& bw) {
-    Array<T> g = bw.take_grad();
-    g.reshape(bw.in(0).shape());
-    bw.add(0, std::move(g));
-  });
+  return detail::window_op("reshape", x, shape, detail::Window{0, 1, x.size(), x.size()});
 }
 
 template <class T>
@@ -104,7 +98,7 @@ Var<T> squeeze(const Var<T>& x, std::ptrdiff_t axis) {
 
 // ---- slice / split ----------------------------------------------------------------------------
 
-// y = x[.., start:start+length, ..]       dx[.., start:start+length, ..] += g
+// y = x[.., start:start+length, ..] (a view of x's storage)      dx[.., start:start+length, ..] += g
 template <class T>
 Var<T> slice(const Var<T>& x, std::ptrdiff_t axis, std::size_t start, std::size_t length) {
   const std::size_t a = normalize_axis("slice", axis, x.dim());
@@ -114,31 +108,23 @@ Var<T> slice(const Var<T>& x, std::ptrdiff_t axis, std::size_t start, std::size_
   const AxisLayout r = axis_layout(x.shape(), a);
   Shape s = x.shape();
   s[a] = length;
-  Array<T> y = empty<T>(s);
-  copy_block(x.value().data(), r.dim, start, y.data(), length, 0, length, r.outer, r.inner, false);
-  return record("slice", std::move(y), {x}, [r, start, length](Backward<T>& bw) {
-    Array<T>& dx = bw.zeroed_buffer(0);
-    copy_block(bw.grad().data(), length, 0, dx.data(), r.dim, start, length, r.outer, r.inner, true);
-  });
+  return detail::window_op("slice", x, s,
+                           detail::Window{start * r.inner, r.outer, length * r.inner, r.dim * r.inner});
 }
 
+// y = x[.., index, ..] with the axis dropped (a view)     dx[.., index, ..] += g
 template <class T>
 Var<T> select(const Var<T>& x, std::ptrdiff_t axis, std::size_t index) {
   const std::size_t a = normalize_axis("select", axis, x.dim());
   if (index >= x.shape(a))
     throw ShapeError(fmt::format("select: index {} is out of range for dim {} of {}", index, a,
                                  shape_str(x.shape())));
-  // One copy of the block, with the axis dropped; backward adds g into that block.
   const AxisLayout r = axis_layout(x.shape(), a);
   Shape s;
   for (std::size_t d = 0; d < x.dim(); ++d)
     if (d != a) s.push_back(x.shape(d));
-  Array<T> y = empty<T>(s);
-  copy_block(x.value().data(), r.dim, index, y.data(), 1, 0, 1, r.outer, r.inner, false);
-  return record("select", std::move(y), {x}, [r, index](Backward<T>& bw) {
-    Array<T>& dx = bw.zeroed_buffer(0);
-    copy_block(bw.grad().data(), 1, 0, dx.data(), r.dim, index, 1, r.outer, r.inner, true);
-  });
+  return detail::window_op("select", x, s,
+                           detail::Window{index * r.inner, r.outer, r.inner, r.dim * r.inner});
 }
 
 template <class T>

@@ -1,3 +1,5 @@
+#include <exception>
+
 #include <fmt/format.h>
 
 #include <xgrad/autograd/tape.hpp>
@@ -41,7 +43,7 @@ Array<T>& Var<T>::mutable_value() {
     throw TapeError(fmt::format("Var::mutable_value: the result of '{}' is not a leaf; its value "
                                 "may still be read by backward (detach() it first)",
                                 node_->op));
-  return node_->value;
+  return node_->mutable_value();
 }
 
 template <class T>
@@ -91,7 +93,7 @@ Var<T>& Var<T>::retain_grad() {
 
 template <class T>
 Var<T> Var<T>::detach() const {
-  return Var(node().value, false);
+  return Var(node().value(), false);
 }
 
 template <class T>
@@ -115,11 +117,11 @@ Array<T> Backward<T>::take_grad() {
 template <class T>
 void Backward<T>::add_array(std::size_t i, Array<T>&& g) {
   detail::Node<T>& n = *(*inputs_)[i];
-  if (g.shape() != n.value.shape()) {
-    if (g.dimension() < n.value.dimension())
+  if (g.shape() != n.shape()) {
+    if (g.dimension() < n.shape().size())
       throw ShapeError(fmt::format("{} (backward): gradient {} for input {} of shape {}", op_,
-                                   shape_str(g.shape()), i, shape_str(n.value.shape())));
-    g = sum_to(g, n.value.shape());
+                                   shape_str(g.shape()), i, shape_str(n.shape())));
+    g = sum_to(g, n.shape());
   }
   if (!n.has_grad) {
     n.grad = std::move(g);
@@ -134,7 +136,7 @@ Array<T>& Backward<T>::buffer(std::size_t i, bool& fresh) {
   detail::Node<T>& n = *(*inputs_)[i];
   fresh = !n.has_grad;
   if (fresh) {
-    n.grad.resize(n.value.shape());
+    n.grad.resize(n.shape());
     n.has_grad = true;
   }
   return n.grad;
@@ -146,6 +148,40 @@ Array<T>& Backward<T>::zeroed_buffer(std::size_t i) {
   Array<T>& g = buffer(i, fresh);
   if (fresh) std::fill(g.data(), g.data() + g.size(), T(0));
   return g;
+}
+
+template <class T>
+void Backward<T>::add_to_base(detail::Node<T>& view, Array<T>&& g) {
+  detail::Node<T>& base = *view.base;
+  const detail::Window& w = view.window;
+  if (!base.has_grad && w.offset == 0 && w.rows * w.cols == base.size()) {
+    g.reshape(base.shape());  // the view covers its base (a reshape): hand g over
+    base.grad = std::move(g);
+    base.has_grad = true;
+    return;
+  }
+  add_runs(base, w, g.data());
+}
+
+template <class T>
+void Backward<T>::add_runs(detail::Node<T>& n, const detail::Window& w, const T* g) {
+  if (!n.has_grad) {
+    n.grad = zeros<T>(n.shape());
+    n.has_grad = true;
+  }
+  T* d = n.grad.data() + w.offset;
+  for (std::size_t r = 0; r < w.rows; ++r, d += w.ld, g += w.cols)
+    for (std::size_t j = 0; j < w.cols; ++j) d[j] += g[j];
+}
+
+template <class T>
+void Backward<T>::add_window(std::size_t i, const detail::Window& w) {
+  detail::Node<T>& n = *(*inputs_)[i];
+  if (!n.requires_grad) return;
+  if (grad_->size() != w.rows * w.cols)
+    throw ShapeError(fmt::format("{} (backward): gradient {} does not fit its window", op_,
+                                 shape_str(grad_->shape())));
+  add_runs(n, w, grad_->data());
 }
 
 // ---- Tape -----------------------------------------------------------------------------------
@@ -183,7 +219,7 @@ template <class T>
 void Tape<T>::clear() {
   for (std::size_t i = 0; i < size_; ++i) {
     Record& r = records_[i];
-    r.out.reset();
+    r.out.reset();  // (may already be released by backward)
     r.inputs.clear();  // keeps capacity
     r.fn.reset();
   }
@@ -194,11 +230,16 @@ void Tape<T>::clear() {
 template <class T>
 Var<T> Tape<T>::append(const char* op, Array<T>&& value, std::span<const Var<T>> inputs,
                        BackwardFn&& fn) {
-  const bool anomaly = detail::anomaly_mode();
-  if (anomaly && !all_finite(value))
+  if (detail::anomaly_mode() && !all_finite(value))
     throw AnomalyError(fmt::format("anomaly: '{}' (record #{}) produced a NaN or Inf in its output of "
                                    "shape {}",
                                    op, size_, shape_str(value.shape())));
+  return append_node(op, std::make_shared<detail::Node<T>>(std::move(value)), inputs, std::move(fn));
+}
+
+template <class T>
+Var<T> Tape<T>::append_node(const char* op, detail::NodePtr<T> node, std::span<const Var<T>> inputs,
+                            BackwardFn&& fn) {
   bool needs = false;
   if (detail::grad_mode()) {
     for (const Var<T>& in : inputs) {
@@ -210,10 +251,9 @@ Var<T> Tape<T>::append(const char* op, Array<T>&& value, std::span<const Var<T>>
         throw TapeError(fmt::format(
             "{}: an input (the result of '{}', shape {}) was recorded on a tape that has since been "
             "cleared or on another tape; call detach() on values carried across steps",
-            op, n.op, shape_str(n.value.shape())));
+            op, n.op, shape_str(n.shape())));
     }
   }
-  auto node = std::make_shared<detail::Node<T>>(std::move(value));
   if (!needs) return Var<T>::from_node(std::move(node));  // nothing to differentiate
   node->requires_grad = true;
   node->is_leaf = false;
@@ -238,21 +278,21 @@ void Tape<T>::backward(const Var<T>& loss, const Array<T>* seed, bool retain_gra
     throw TapeError(fmt::format("backward: the loss (shape {}, from '{}') does not require grad: no "
                                 "input with requires_grad contributed to it, or it was computed "
                                 "under NoGradGuard",
-                                shape_str(ln.value.shape()), ln.op));
+                                shape_str(ln.shape()), ln.op));
   if (!ln.is_leaf && (ln.tape != this || ln.epoch != epoch_))
     throw TapeError(fmt::format("backward: the tape that recorded this loss ('{}') has been cleared "
                                 "since (a second backward? pass retain_graph=true to the first)",
                                 ln.op));
   Array<T> g = detail::no_array<T>();
   if (seed) {
-    check_same_shape("backward", "the seed gradient", seed->shape(), ln.value.shape());
+    check_same_shape("backward", "the seed gradient", seed->shape(), ln.shape());
     g = *seed;
   } else {
-    if (ln.value.size() != 1)
+    if (ln.size() != 1)
       throw TapeError(fmt::format("backward: the loss has shape {}; backward from a non-scalar needs "
                                   "an explicit seed gradient",
-                                  shape_str(ln.value.shape())));
-    g = full<T>(ln.value.shape(), T(1));
+                                  shape_str(ln.shape())));
+    g = full<T>(ln.shape(), T(1));
   }
   if (ln.is_leaf) {
     if (ln.has_grad) {
@@ -269,29 +309,45 @@ void Tape<T>::backward(const Var<T>& loss, const Array<T>* seed, bool retain_gra
   ln.has_grad = true;
 
   const bool anomaly = detail::anomaly_mode();
+  // Without retain_graph a record is dropped as soon as its backward has run: the saved values
+  // only it kept alive are freed while the walk goes on, so the peak is the forward's, not the
+  // forward's plus every gradient. A failed backward clears the tape (its graph is half spent).
+  struct ClearOnThrow {
+    Tape& tape;
+    bool armed;
+    ~ClearOnThrow() {
+      if (armed && std::uncaught_exceptions()) tape.clear();
+    }
+  } guard{*this, !retain_graph};
   Backward<T> b;
   for (std::size_t k = ln.index + 1; k-- > 0;) {
     Record& r = records_[k];
     detail::Node<T>& out = *r.out;
-    if (!out.has_grad) continue;  // not on a path to the loss
-    b.grad_ = &out.grad;
-    b.may_take_ = !out.retain_grad;
-    b.out_ = &out.value;
-    b.inputs_ = &r.inputs;
-    b.op_ = r.op;
-    r.fn(b);
-    if (anomaly) {
-      for (std::size_t i = 0; i < r.inputs.size(); ++i) {
-        const auto& in = *r.inputs[i];
-        if (in.has_grad && !all_finite(in.grad))
-          throw AnomalyError(fmt::format("anomaly: backward of '{}' (record #{}) produced a NaN or Inf "
-                                         "in the gradient of its input {} (shape {})",
-                                         r.op, k, i, shape_str(in.value.shape())));
+    if (out.has_grad) {
+      b.grad_ = &out.grad;
+      b.may_take_ = !out.retain_grad;
+      b.out_ = &out;
+      b.inputs_ = &r.inputs;
+      b.op_ = r.op;
+      r.fn(b);
+      if (anomaly) {
+        for (std::size_t i = 0; i < r.inputs.size(); ++i) {
+          const auto& in = *r.inputs[i];
+          if (in.has_grad && !all_finite(in.grad))
+            throw AnomalyError(fmt::format("anomaly: backward of '{}' (record #{}) produced a NaN or "
+                                           "Inf in the gradient of its input {} (shape {})",
+                                           r.op, k, i, shape_str(in.shape())));
+        }
+      }
+      if (!out.retain_grad) {  // consumed: free it now
+        out.grad = detail::no_array<T>();
+        out.has_grad = false;
       }
     }
-    if (!out.retain_grad) {  // consumed: free it now
-      out.grad = detail::no_array<T>();
-      out.has_grad = false;
+    if (!retain_graph) {
+      r.inputs.clear();  // keeps capacity
+      r.fn.reset();
+      r.out.reset();
     }
   }
   if (!retain_graph) clear();
@@ -302,10 +358,42 @@ std::string Tape<T>::dump() const {
   std::string s;
   for (std::size_t i = 0; i < size_; ++i) {
     const Record& r = records_[i];
-    s += fmt::format("#{} {} -> {}\n", i, r.op, shape_str(r.out->value.shape()));
+    s += fmt::format("#{} {} -> {}\n", i, r.op, shape_str(r.out->shape()));
   }
   return s;
 }
+
+namespace detail {
+template <class T>
+Var<T> window_op(const char* op, const Var<T>& x, Shape s, Window w) {
+  auto fn = [w](Backward<T>& bw) { bw.add_window(0, w); };
+  const NodePtr<T>& xn = x.node_ptr();
+  if (x.is_leaf()) {
+    Array<T> y = Array<T>::from_shape(s);
+    const T* src = x.value().data() + w.offset;
+    for (std::size_t r = 0; r < w.rows; ++r)
+      std::copy(src + r * w.ld, src + r * w.ld + w.cols, y.data() + r * w.cols);
+    return record(op, std::move(y), {x}, std::move(fn));
+  }
+  NodePtr<T> base = xn;
+  Window in_base = w;
+  if (xn->is_view()) {
+    const Window& xw = xn->window;
+    if (!xn->retain_grad && (xw.rows == 1 || xw.cols == xw.ld)) {
+      base = xn->base;  // x is one contiguous run of its base: window into that base directly
+      in_base.offset += xw.offset;
+    } else {
+      (void)xn->value();  // x becomes dense (materialised) and serves as the base
+    }
+  }
+  auto node = std::make_shared<Node<T>>(std::move(base), std::move(s), in_base);
+  const Var<T> inputs[] = {x};
+  return Tape<T>::current().append_node(op, std::move(node), inputs,
+                                        typename Tape<T>::BackwardFn(std::move(fn)));
+}
+template Var<float> window_op(const char*, const Var<float>&, Shape, Window);
+template Var<double> window_op(const char*, const Var<double>&, Shape, Window);
+}  // namespace detail
 
 template class Var<float>;
 template class Var<double>;

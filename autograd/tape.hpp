@@ -54,10 +54,53 @@ Array<T> no_array() {
   return Array<T>(Shape{0});
 }
 
+/// Where a view's elements lie in its base's (row-major, contiguous) storage: `rows` runs of
+/// `cols` contiguous elements, run r starting at `offset + r * ld`. Any slice along one axis of a
+/// contiguous array is such a window (rows = the product of the dims before the axis).
+struct Window {
+  std::size_t offset = 0, rows = 1, cols = 0, ld = 0;
+};
+
+/// Read access to a node's elements in runs, without materialising a view.
+template <class T>
+struct Runs {
+  const T* data;
+  std::size_t rows, cols, ld;
+  const T* row(std::size_t r) const { return data + r * ld; }
+};
+
 template <class T>
 struct Node {
-  explicit Node(Array<T>&& v) : value(std::move(v)) {}
-  Array<T> value;
+  explicit Node(Array<T>&& v) : value_(std::move(v)) {}
+  /// A view: a window of `b`'s value with shape `s`. Its own array stays empty until an op
+  /// needs it whole (value()); view-aware ops read the base's storage in place (runs()).
+  Node(std::shared_ptr<Node> b, Shape s, Window w)
+      : value_(no_array<T>()), base(std::move(b)), view_shape(std::move(s)), window(w) {}
+
+  const Shape& shape() const { return base ? view_shape : value_.shape(); }
+  std::size_t size() const { return base ? window.rows * window.cols : value_.size(); }
+  /// The whole value (a view is copied out of its base once, on first use, and kept).
+  const Array<T>& value() const {
+    if (base && !materialized) materialize();
+    return value_;
+  }
+  /// For in-place updates of a leaf; a view (a result taken under NoGradGuard) first becomes a
+  /// copy of its own, so the update never reaches its base.
+  Array<T>& mutable_value() {
+    if (base) {
+      (void)value();
+      base.reset();
+    }
+    return value_;
+  }
+  /// The elements as runs: in place for a view, one run for a dense value.
+  Runs<T> runs() const {
+    if (base && !materialized)
+      return {base->value_.data() + window.offset, window.rows, window.cols, window.ld};
+    return {value_.data(), 1, value_.size(), value_.size()};
+  }
+  bool is_view() const { return base != nullptr; }
+
   Array<T> grad = no_array<T>();  // valid only when has_grad
   bool has_grad = false;
   bool requires_grad = false;
@@ -67,6 +110,23 @@ struct Node {
   const void* tape = nullptr;  // where it was recorded (non-leaves)
   std::uint64_t epoch = 0;
   std::size_t index = 0;  // record index on that tape
+
+  // A view's base (dense, immutable: a recorded result), its shape and its window.
+  std::shared_ptr<Node> base;
+  Shape view_shape;
+  Window window;
+
+ private:
+  void materialize() const {
+    Array<T> v = Array<T>::from_shape(view_shape);
+    const Runs<T> r{base->value_.data() + window.offset, window.rows, window.cols, window.ld};
+    for (std::size_t i = 0; i < r.rows; ++i)
+      std::copy(r.row(i), r.row(i) + r.cols, v.data() + i * r.cols);
+    value_ = std::move(v);
+    materialized = true;
+  }
+  mutable Array<T> value_;
+  mutable bool materialized = false;
 };
 template <class T>
 using NodePtr = std::shared_ptr<Node<T>>;
@@ -125,16 +185,19 @@ class Var {
   static Var scalar(T v, bool requires_grad = false);
 
   bool defined() const { return node_ != nullptr; }
-  const Array<T>& value() const& { return node().value; }
+  const Array<T>& value() const& { return node().value(); }
   /// On a temporary (`head(x).value()`) the value is copied out: nothing else may keep it alive.
-  Array<T> value() const&& { return node().value; }
+  Array<T> value() const&& { return node().value(); }
   /// The value for in-place updates of a leaf (optimizers, loading). Throws TapeError on a
   /// recorded result, whose value its consumers' backward may still read.
   Array<T>& mutable_value();
-  const Shape& shape() const { return node().value.shape(); }
-  std::size_t shape(std::size_t i) const { return node().value.shape(i); }
-  std::size_t dim() const { return node().value.dimension(); }
-  std::size_t size() const { return node().value.size(); }
+  const Shape& shape() const { return node().shape(); }
+  std::size_t shape(std::size_t i) const { return node().shape()[i]; }
+  std::size_t dim() const { return node().shape().size(); }
+  std::size_t size() const { return node().size(); }
+  /// Whether this value is a window of another's storage (slice, select, reshape of a
+  /// recorded result); it reads like any other value.
+  bool is_view() const { return node().is_view(); }
   /// The single element of a one-element value; throws ShapeError otherwise.
   T item() const;
 
@@ -189,9 +252,9 @@ class Backward {
   /// pass-through ops copy nothing). Call it last: grad() is invalid afterwards.
   Array<T> take_grad();
   /// The forward output value.
-  const Array<T>& out() const { return *out_; }
+  const Array<T>& out() const { return out_->value(); }
   /// The forward value of input i.
-  const Array<T>& in(std::size_t i) const { return (*inputs_)[i]->value; }
+  const Array<T>& in(std::size_t i) const { return (*inputs_)[i]->value(); }
   std::size_t num_inputs() const { return inputs_->size(); }
   /// Whether input i wants a gradient (skip work when it does not).
   bool needs(std::size_t i) const { return (*inputs_)[i]->requires_grad; }
@@ -206,6 +269,9 @@ class Backward {
   Array<T>& buffer(std::size_t i, bool& fresh);
   /// Input i's gradient buffer, zero-filled if it is new.
   Array<T>& zeroed_buffer(std::size_t i);
+  /// Adds the upstream gradient into window `w` of input i's gradient (for ops whose output is
+  /// a window of their input: slice, select, reshape).
+  void add_window(std::size_t i, const detail::Window& w);
 
   const char* op() const { return op_; }
 
@@ -214,7 +280,9 @@ class Backward {
   void add_array(std::size_t i, Array<T>&& g);
   Array<T>* grad_ = nullptr;
   bool may_take_ = false;
-  const Array<T>* out_ = nullptr;
+  void add_to_base(detail::Node<T>& view, Array<T>&& g);
+  static void add_runs(detail::Node<T>& n, const detail::Window& w, const T* g);
+  const detail::Node<T>* out_ = nullptr;
   const std::vector<detail::NodePtr<T>>* inputs_ = nullptr;
   const char* op_ = "";
 };
@@ -263,6 +331,9 @@ class Tape {
 
   /// Appends a record; used by `record()` below. Returns the output Var.
   Var<T> append(const char* op, Array<T>&& value, std::span<const Var<T>> inputs, BackwardFn&& fn);
+  /// Appends a record whose output node is already built (views).
+  Var<T> append_node(const char* op, detail::NodePtr<T> node, std::span<const Var<T>> inputs,
+                     BackwardFn&& fn);
 
  private:
   struct Record {
@@ -302,6 +373,15 @@ Var<T> record(const char* op, Array<T> value, std::initializer_list<Var<T>> inpu
                    std::forward<F>(backward));
 }
 
+namespace detail {
+/// `x` seen through window `w` of its row-major layout, with shape `s`: the output of slice,
+/// select and reshape; backward adds the gradient into that window. The result shares x's
+/// storage when x is a recorded result (immutable); it is a copy when x is a leaf, whose value
+/// an optimizer may update in place.
+template <class T>
+Var<T> window_op(const char* op, const Var<T>& x, Shape s, Window w);
+}  // namespace detail
+
 /// Frees functions on Var for symmetry with the ops: `backward(loss)`.
 template <class T>
 void backward(const Var<T>& loss, bool retain_graph = false) {
@@ -314,8 +394,19 @@ template <class E>
 void Backward<T>::add(std::size_t i, E&& g) {
   detail::Node<T>& n = *(*inputs_)[i];
   if (!n.requires_grad) return;
+  // A view passes its gradient straight into its base's window (its own record then has
+  // nothing left to do), unless the view keeps its own gradient.
+  const bool to_base = n.is_view() && !n.retain_grad && detail::same_shape(g.shape(), n.shape());
   if constexpr (std::is_same_v<std::decay_t<E>, Array<T>>) {
-    if (n.has_grad && detail::same_shape(g.shape(), n.value.shape())) {
+    if (to_base) {
+      if constexpr (!std::is_lvalue_reference_v<E>) {
+        add_to_base(n, std::move(g));
+      } else {
+        add_to_base(n, Array<T>(g));
+      }
+      return;
+    }
+    if (n.has_grad && detail::same_shape(g.shape(), n.shape())) {
       xt::noalias(n.grad) += g;
       return;
     }
@@ -325,13 +416,17 @@ void Backward<T>::add(std::size_t i, E&& g) {
       add_array(i, Array<T>(g));
     }
   } else {
-    if (n.has_grad && detail::same_shape(g.shape(), n.value.shape())) {
+    if (!to_base && n.has_grad && detail::same_shape(g.shape(), n.shape())) {
       xt::noalias(n.grad) += g;  // no temporary: the gradient buffer is not an operand
       return;
     }
     Array<T> tmp = empty<T>(Shape(g.shape().begin(), g.shape().end()));
     xt::noalias(tmp) = g;
-    add_array(i, std::move(tmp));
+    if (to_base) {
+      add_to_base(n, std::move(tmp));
+    } else {
+      add_array(i, std::move(tmp));
+    }
   }
 }
 

@@ -282,7 +282,7 @@ void DataParallel<T>::unpack(const detail::Bucket& b) {
     if (!p.has_grad()) {
       // Other ranks produced one: this rank's zeros took part, so it receives the mean too.
       const auto& node = p.node_ptr();
-      node->grad = empty<T>(node->value.shape());
+      node->grad = empty<T>(node->shape());
       node->has_grad = true;
     }
     T* dst = p.mutable_grad().data() + s.param_offset;
