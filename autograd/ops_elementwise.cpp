@@ -30,7 +30,7 @@ Var<T> add(const Var<T>& a, const Var<T>& b) {
   return record("add", eval_broadcast<T>("add", x, y, x + y), {a, b}, [](Backward<T>& bw) {
     bw.add(0, bw.grad());
     bw.add(1, bw.take_grad());
-  });
+  }, saves_none);
 }
 
 // c = a - b        da = g, db = -g
@@ -41,7 +41,7 @@ Var<T> sub(const Var<T>& a, const Var<T>& b) {
   return record("sub", eval_broadcast<T>("sub", x, y, x - y), {a, b}, [](Backward<T>& bw) {
     if (bw.needs(1)) bw.add(1, -bw.grad());
     bw.add(0, bw.take_grad());
-  });
+  }, saves_none);
 }
 
 // c = a * b        da = g b, db = g a
@@ -52,7 +52,7 @@ Var<T> mul(const Var<T>& a, const Var<T>& b) {
   return record("mul", eval_broadcast<T>("mul", x, y, x * y), {a, b}, [](Backward<T>& bw) {
     if (bw.needs(0)) bw.add(0, bw.grad() * bw.in(1));
     if (bw.needs(1)) bw.add(1, bw.grad() * bw.in(0));
-  });
+  }, saves_inputs(0b11));
 }
 
 // c = a / b        da = g / b, db = -g c / b
@@ -63,7 +63,7 @@ Var<T> div(const Var<T>& a, const Var<T>& b) {
   return record("div", eval_broadcast<T>("div", x, y, x / y), {a, b}, [](Backward<T>& bw) {
     if (bw.needs(0)) bw.add(0, bw.grad() / bw.in(1));
     if (bw.needs(1)) bw.add(1, -bw.grad() * bw.out() / bw.in(1));
-  });
+  }, Saves{0b10, true});
 }
 
 // c = a^b          da = g b a^(b-1), db = g c ln a
@@ -120,7 +120,7 @@ Var<T> where(const xt::xarray<bool>& mask, const Var<T>& a, const Var<T>& b) {
   return record("where", std::move(out), {a, b}, [mask](Backward<T>& bw) {
     if (bw.needs(0)) bw.add(0, xt::where(mask, bw.grad(), T(0)));
     if (bw.needs(1)) bw.add(1, xt::where(mask, T(0), bw.grad()));
-  });
+  }, saves_none);
 }
 
 // ---- With a scalar --------------------------------------------------------------------------
@@ -129,21 +129,24 @@ Var<T> where(const xt::xarray<bool>& mask, const Var<T>& a, const Var<T>& b) {
 template <class T>
 Var<T> add(const Var<T>& a, Scalar<T> s) {
   Array<T> out = a.value() + s;
-  return record("add_scalar", std::move(out), {a}, [](Backward<T>& bw) { bw.add(0, bw.take_grad()); });
+  return record("add_scalar", std::move(out), {a}, [](Backward<T>& bw) { bw.add(0, bw.take_grad()); },
+                saves_none);
 }
 
 // c = a s          da = g s
 template <class T>
 Var<T> mul(const Var<T>& a, Scalar<T> s) {
   Array<T> out = a.value() * s;
-  return record("mul_scalar", std::move(out), {a}, [s](Backward<T>& bw) { bw.add(0, bw.grad() * s); });
+  return record("mul_scalar", std::move(out), {a}, [s](Backward<T>& bw) { bw.add(0, bw.grad() * s); },
+                saves_none);
 }
 
 // c = s - a        da = -g
 template <class T>
 Var<T> rsub(const Var<T>& a, Scalar<T> s) {
   Array<T> out = s - a.value();
-  return record("rsub_scalar", std::move(out), {a}, [](Backward<T>& bw) { bw.add(0, -bw.grad()); });
+  return record("rsub_scalar", std::move(out), {a}, [](Backward<T>& bw) { bw.add(0, -bw.grad()); },
+                saves_none);
 }
 
 // c = s / a        da = -g c / a
@@ -151,7 +154,7 @@ template <class T>
 Var<T> rdiv(const Var<T>& a, Scalar<T> s) {
   Array<T> out = s / a.value();
   return record("rdiv_scalar", std::move(out), {a},
-                [](Backward<T>& bw) { bw.add(0, -bw.grad() * bw.out() / bw.in(0)); });
+                [](Backward<T>& bw) { bw.add(0, -bw.grad() * bw.out() / bw.in(0)); }, saves_all);
 }
 
 // c = a^p          da = g p a^(p-1)
@@ -160,7 +163,7 @@ Var<T> pow(const Var<T>& a, Scalar<T> p) {
   Array<T> out = xt::pow(a.value(), p);
   return record("pow_scalar", std::move(out), {a}, [p](Backward<T>& bw) {
     bw.add(0, bw.grad() * p * xt::pow(bw.in(0), p - T(1)));
-  });
+  }, saves_inputs(0b1));
 }
 
 // c = clamp(x, lo, hi)     dx = g [lo <= x <= hi]
@@ -172,7 +175,7 @@ Var<T> clamp(const Var<T>& x, Scalar<T> lo, Scalar<T> hi) {
   return record("clamp", std::move(out), {x}, [lo, hi](Backward<T>& bw) {
     const auto& v = bw.in(0);
     bw.add(0, bw.grad() * xt::cast<T>(v >= lo && v <= hi));
-  });
+  }, saves_inputs(0b1));
 }
 
 // c = x > 0 ? x : slope x      dx = g (x > 0 ? 1 : slope)
@@ -182,7 +185,7 @@ Var<T> leaky_relu(const Var<T>& x, Scalar<T> slope) {
   Array<T> out = xt::where(v > T(0), v, slope * v);
   return record("leaky_relu", std::move(out), {x}, [slope](Backward<T>& bw) {
     bw.add(0, bw.grad() * xt::where(bw.in(0) > T(0), T(1), slope));
-  });
+  }, saves_inputs(0b1));
 }
 
 // ---- The unary table ------------------------------------------------------------------------
@@ -198,32 +201,36 @@ double ref_gelu(double v) {
 }
 }  // namespace
 
+// `reads` is what the derivative uses (x, y or nothing), so the tape keeps only that alive.
 #define XG_UNARY_TABLE(OP)                                                                         \
-  /*  name      forward                                   derivative                   domain   */ \
-  OP(neg,      -x,                                        -g,                          -3, 3,      \
+  /*  name      forward                                   derivative            reads  domain   */ \
+  OP(neg,      -x,                                        -g,                   none,  -3, 3,      \
      [](double v) { return -v; })                                                                  \
-  OP(exp,      xt::exp(x),                                g * y,                       -3, 3,      \
+  OP(exp,      xt::exp(x),                                g * y,                y,     -3, 3,      \
      [](double v) { return std::exp(v); })                                                         \
-  OP(log,      xt::log(x),                                g / x,                       0.1, 5,     \
+  OP(log,      xt::log(x),                                g / x,                x,     0.1, 5,     \
      [](double v) { return std::log(v); })                                                         \
-  OP(sqrt,     xt::sqrt(x),                               g / (T(2) * y),              0.1, 5,     \
+  OP(sqrt,     xt::sqrt(x),                               g / (T(2) * y),       y,     0.1, 5,     \
      [](double v) { return std::sqrt(v); })                                                        \
-  OP(abs,      xt::abs(x),                                g * xt::sign(x),             -3, 3,      \
+  OP(abs,      xt::abs(x),                                g * xt::sign(x),      x,     -3, 3,      \
      [](double v) { return std::abs(v); })                                                         \
-  OP(tanh,     xt::tanh(x),                               g * (T(1) - y * y),          -3, 3,      \
+  OP(tanh,     xt::tanh(x),                               g * (T(1) - y * y),   y,     -3, 3,      \
      [](double v) { return std::tanh(v); })                                                        \
-  OP(sigmoid,  T(1) / (T(1) + xt::exp(-x)),               g * y * (T(1) - y),          -5, 5,      \
+  OP(sigmoid,  T(1) / (T(1) + xt::exp(-x)),               g * y * (T(1) - y),   y,     -5, 5,      \
      ref_sigmoid)                                                                                  \
-  OP(relu,     xt::maximum(x, T(0)),                      g * xt::cast<T>(x > T(0)),   -3, 3,      \
+  OP(relu,     xt::maximum(x, T(0)),                      g * xt::cast<T>(x > T(0)), x, -3, 3,     \
      [](double v) { return v > 0 ? v : 0.0; })                                                     \
   OP(softplus, xt::maximum(x, T(0)) + xt::log1p(xt::exp(-xt::abs(x))),                             \
-                                                          g / (T(1) + xt::exp(-x)),    -5, 5,      \
+                                                          g / (T(1) + xt::exp(-x)), x, -5, 5,      \
      ref_softplus)                                                                                 \
   OP(gelu,     T(0.5) * x * (T(1) + xt::tanh(T(kSqrt2OverPi) * (x + T(kGeluC) * x * x * x))),      \
-               gelu_grad(x, g),                                                        -3, 3,      \
+               gelu_grad(x, g),                                                 x,     -3, 3,      \
      ref_gelu)                                                                                     \
-  OP(square,   x * x,                                     T(2) * g * x,                -3, 3,      \
+  OP(square,   x * x,                                     T(2) * g * x,         x,     -3, 3,      \
      [](double v) { return v * v; })
+#define XG_READS_x saves_inputs(0b1)
+#define XG_READS_y saves_out
+#define XG_READS_none saves_none
 
 namespace {
 // d/dx gelu = 0.5 (1 + t) + 0.5 x (1 - t^2) sqrt(2/pi) (1 + 3 c x^2),  t = tanh(sqrt(2/pi)(x + c x^3))
@@ -247,7 +254,7 @@ void map_runs(const detail::Node<T>& x, Array<T>& out, F&& f) {
   }
 }
 
-#define XG_DEFINE_UNARY(NAME, FWD, DERIV, LO, HI, REF)                              \
+#define XG_DEFINE_UNARY(NAME, FWD, DERIV, READS, LO, HI, REF)                              \
   template <class T>                                                               \
   Var<T> NAME(const Var<T>& input) {                                               \
     Array<T> out = empty<T>(input.shape());                                        \
@@ -258,18 +265,19 @@ void map_runs(const detail::Node<T>& x, Array<T>& out, F&& f) {
       xt::noalias(out) = FWD;                                                      \
     }                                                                              \
     return record(#NAME, std::move(out), {input}, [](Backward<T>& bw) {           \
-      const Array<T>& x = bw.in(0);                                                \
-      const Array<T>& y = bw.out();                                                \
+      constexpr Saves reads = XG_READS_##READS; /* bind only what is kept */      \
+      const Array<T>& x = reads.input(0) ? bw.in(0) : bw.grad();                   \
+      const Array<T>& y = reads.out ? bw.out() : bw.grad();                        \
       const Array<T>& g = bw.grad();                                               \
       (void)x;                                                                     \
       (void)y;                                                                     \
       bw.add(0, DERIV);                                                            \
-    });                                                                            \
+    }, XG_READS_##READS);                                                          \
   }
 XG_UNARY_TABLE(XG_DEFINE_UNARY)
 #undef XG_DEFINE_UNARY
 
-#define XG_UNARY_INFO(NAME, FWD, DERIV, LO, HI, REF) {#NAME, &NAME<T>, LO, HI, REF},
+#define XG_UNARY_INFO(NAME, FWD, DERIV, READS, LO, HI, REF) {#NAME, &NAME<T>, LO, HI, REF},
 template <class T>
 const std::vector<UnaryOpInfo<T>>& unary_ops() {
   static const std::vector<UnaryOpInfo<T>> table = {XG_UNARY_TABLE(XG_UNARY_INFO)};
@@ -278,11 +286,14 @@ const std::vector<UnaryOpInfo<T>>& unary_ops() {
 #undef XG_UNARY_INFO
 
 // ---- Instantiation --------------------------------------------------------------------------
-#define XG_INSTANTIATE_UNARY(NAME, FWD, DERIV, LO, HI, REF) \
+#define XG_INSTANTIATE_UNARY(NAME, FWD, DERIV, READS, LO, HI, REF) \
   template Var<float> NAME(const Var<float>&);              \
   template Var<double> NAME(const Var<double>&);
 XG_UNARY_TABLE(XG_INSTANTIATE_UNARY)
 #undef XG_INSTANTIATE_UNARY
+#undef XG_READS_x
+#undef XG_READS_y
+#undef XG_READS_none
 
 #define XG_INSTANTIATE(T)                                                      \
   template Var<T> add(const Var<T>&, const Var<T>&);                           \

@@ -75,7 +75,7 @@ Var<T> matmul(const Var<T>& a, const Var<T>& b, Trans ta, Trans tb) {
   Array<T> c = empty<T>(matmul_shape("matmul", a.shape(), b.shape(), ta, tb));
   matmul_into<T>(a.value(), b.value(), c, ta, tb, T(1), T(0));
   return record("matmul", std::move(c), {a, b},
-                [ta, tb](Backward<T>& bw) { matmul_backward(bw, 0, 1, ta, tb); });
+                [ta, tb](Backward<T>& bw) { matmul_backward(bw, 0, 1, ta, tb); }, saves_inputs(0b11));
 }
 
 // Y = C + op(A) op(B)      dC = sum_to(dY), dA and dB as for matmul
@@ -103,7 +103,7 @@ Var<T> addmm(const Var<T>& c, const Var<T>& a, const Var<T>& b, Trans ta, Trans 
   return record("addmm", std::move(y), {c, a, b}, [ta, tb](Backward<T>& bw) {
     matmul_backward(bw, 1, 2, ta, tb);
     bw.add(0, bw.take_grad());
-  });
+  }, saves_inputs(0b110));
 }
 
 // y = x W^T + b
@@ -156,7 +156,7 @@ Var<T> permute(const Var<T>& x, const std::vector<std::size_t>& axes) {
   Array<T> y = xt::transpose(x.value(), axes);
   return record("permute", std::move(y), {x}, [inverse](Backward<T>& bw) {
     bw.add(0, Array<T>(xt::transpose(bw.grad(), inverse)));
-  });
+  }, saves_none);
 }
 
 #define XG_INSTANTIATE(T)                                                         \

@@ -215,7 +215,7 @@ Var<T> softmax(const Var<T>& x, std::ptrdiff_t axis) {
         }
       }
     bw.add(0, std::move(dx));
-  });
+  }, saves_out);
 }
 
 // y = x - logsumexp(x)      dx = g - e^y sum(g)
@@ -239,7 +239,7 @@ Var<T> log_softmax(const Var<T>& x, std::ptrdiff_t axis) {
         }
       }
     bw.add(0, std::move(dx));
-  });
+  }, saves_out);
 }
 
 // y = log sum e^x           dx = g e^(x - y)

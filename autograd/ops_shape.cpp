@@ -184,7 +184,8 @@ Var<T> join(const char* op, const std::vector<Var<T>>& xs, Shape out_shape, std:
                        }
                        start += dims[i];
                      }
-                   });
+                   },
+                   saves_none);
 }
 }  // namespace
 
@@ -253,7 +254,7 @@ Var<T> index_select(const Var<T>& x, std::ptrdiff_t axis, const IndexArray& inde
       for (std::size_t k = 0; k < n; ++k)
         copy_block(bw.grad().data() + o * n * r.inner, n, k, dx.data() + o * r.dim * r.inner, r.dim,
                    static_cast<std::size_t>(index(k)), 1, 1, r.inner, true);
-  });
+  }, saves_none);
 }
 
 template <class T>
@@ -302,7 +303,7 @@ Var<T> gather(const Var<T>& x, std::ptrdiff_t axis, const IndexArray& index) {
     Array<T>& dx = bw.zeroed_buffer(0);
     const T* g = bw.grad().data();
     for (std::size_t p = 0; p < offsets.size(); ++p) dx.data()[offsets[p]] += g[p];
-  });
+  }, saves_none);
 }
 
 namespace {

@@ -216,30 +216,41 @@ Tape<T>::Scope::~Scope() {
 }
 
 template <class T>
-void Tape<T>::clear() {
-  for (std::size_t i = 0; i < size_; ++i) {
-    Record& r = records_[i];
-    r.out.reset();  // (may already be released by backward)
-    r.inputs.clear();  // keeps capacity
-    r.fn.reset();
+void Tape<T>::release(Record& r) {
+  if (!r.out) return;  // already released by backward
+  r.fn.reset();        // first: the closure's saved arrays go now
+  for (std::size_t i = 0; i < r.inputs.size(); ++i) {
+    detail::Node<T>& in = *r.inputs[i];
+    --in.engine_refs;
+    if (r.saves.input(i)) --in.pins;
   }
+  r.inputs.clear();  // keeps capacity
+  --r.out->engine_refs;
+  if (r.saves.out) --r.out->pins;
+  r.out.reset();
+}
+
+template <class T>
+void Tape<T>::clear() {
+  for (std::size_t i = 0; i < size_; ++i) release(records_[i]);
   size_ = 0;
   ++epoch_;
 }
 
 template <class T>
 Var<T> Tape<T>::append(const char* op, Array<T>&& value, std::span<const Var<T>> inputs,
-                       BackwardFn&& fn) {
+                       BackwardFn&& fn, Saves saves) {
   if (detail::anomaly_mode() && !all_finite(value))
     throw AnomalyError(fmt::format("anomaly: '{}' (record #{}) produced a NaN or Inf in its output of "
                                    "shape {}",
                                    op, size_, shape_str(value.shape())));
-  return append_node(op, std::make_shared<detail::Node<T>>(std::move(value)), inputs, std::move(fn));
+  return append_node(op, std::make_shared<detail::Node<T>>(std::move(value)), inputs, std::move(fn),
+                     saves);
 }
 
 template <class T>
 Var<T> Tape<T>::append_node(const char* op, detail::NodePtr<T> node, std::span<const Var<T>> inputs,
-                            BackwardFn&& fn) {
+                            BackwardFn&& fn, Saves saves) {
   bool needs = false;
   if (detail::grad_mode()) {
     for (const Var<T>& in : inputs) {
@@ -265,8 +276,16 @@ Var<T> Tape<T>::append_node(const char* op, detail::NodePtr<T> node, std::span<c
   Record& r = records_[size_++];
   r.op = op;
   r.out = node;
-  for (const Var<T>& in : inputs) r.inputs.push_back(in.node_ptr());
+  ++node->engine_refs;
+  if (saves.out) ++node->pins;
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    detail::Node<T>& in = *inputs[i].node_ptr();
+    ++in.engine_refs;
+    if (saves.input(i)) ++in.pins;
+    r.inputs.push_back(inputs[i].node_ptr());
+  }
   r.fn = std::move(fn);
+  r.saves = saves;
   return Var<T>::from_node(std::move(node));
 }
 
@@ -344,11 +363,7 @@ void Tape<T>::backward(const Var<T>& loss, const Array<T>* seed, bool retain_gra
         out.has_grad = false;
       }
     }
-    if (!retain_graph) {
-      r.inputs.clear();  // keeps capacity
-      r.fn.reset();
-      r.out.reset();
-    }
+    if (!retain_graph) release(r);
   }
   if (!retain_graph) clear();
 }
@@ -358,12 +373,21 @@ std::string Tape<T>::dump() const {
   std::string s;
   for (std::size_t i = 0; i < size_; ++i) {
     const Record& r = records_[i];
-    s += fmt::format("#{} {} -> {}\n", i, r.op, shape_str(r.out->shape()));
+    if (r.out) s += fmt::format("#{} {} -> {}\n", i, r.op, shape_str(r.out->shape()));
   }
   return s;
 }
 
 namespace detail {
+template <class T>
+void Node<T>::throw_released() const {
+  throw TapeError(fmt::format("the value of '{}' (shape {}) was freed: no handle held it and no "
+                              "recorded backward declared that it reads it (see Saves)",
+                              op, shape_str(shape())));
+}
+template struct Node<float>;
+template struct Node<double>;
+
 template <class T>
 Var<T> window_op(const char* op, const Var<T>& x, Shape s, Window w) {
   auto fn = [w](Backward<T>& bw) { bw.add_window(0, w); };
@@ -373,13 +397,13 @@ Var<T> window_op(const char* op, const Var<T>& x, Shape s, Window w) {
     const T* src = x.value().data() + w.offset;
     for (std::size_t r = 0; r < w.rows; ++r)
       std::copy(src + r * w.ld, src + r * w.ld + w.cols, y.data() + r * w.cols);
-    return record(op, std::move(y), {x}, std::move(fn));
+    return record(op, std::move(y), {x}, std::move(fn), saves_none);
   }
   NodePtr<T> base = xn;
   Window in_base = w;
   if (xn->is_view()) {
     const Window& xw = xn->window;
-    if (!xn->retain_grad && (xw.rows == 1 || xw.cols == xw.ld)) {
+    if (xn->reads_base() && !xn->retain_grad && (xw.rows == 1 || xw.cols == xw.ld)) {
       base = xn->base;  // x is one contiguous run of its base: window into that base directly
       in_base.offset += xw.offset;
     } else {
@@ -389,7 +413,7 @@ Var<T> window_op(const char* op, const Var<T>& x, Shape s, Window w) {
   auto node = std::make_shared<Node<T>>(std::move(base), std::move(s), in_base);
   const Var<T> inputs[] = {x};
   return Tape<T>::current().append_node(op, std::move(node), inputs,
-                                        typename Tape<T>::BackwardFn(std::move(fn)));
+                                        typename Tape<T>::BackwardFn(std::move(fn)), saves_none);
 }
 template Var<float> window_op(const char*, const Var<float>&, Shape, Window);
 template Var<double> window_op(const char*, const Var<double>&, Shape, Window);

@@ -47,6 +47,21 @@ class Tape;
 template <class T>
 class Backward;
 
+/// Which forward values an op's backward reads: bit i of `inputs` for in(i), `out` for out().
+/// The tape keeps a value alive for a record only when the record says it reads it, so an
+/// intermediate that no backward reads (a pre-activation, a sum) is freed during the forward
+/// as soon as the program drops its last handle to it. `record()` defaults to everything.
+struct Saves {
+  std::uint32_t inputs = 0xffffffffu;
+  bool out = true;
+  constexpr bool input(std::size_t i) const { return i >= 32 || ((inputs >> i) & 1u) != 0; }
+};
+inline constexpr Saves saves_all{};
+inline constexpr Saves saves_none{0u, false};
+inline constexpr Saves saves_out{0u, true};
+/// Saves the inputs whose bits are set (bit i = input i), not the output.
+constexpr Saves saves_inputs(std::uint32_t bits) { return Saves{bits, false}; }
+
 namespace detail {
 /// An array with no elements and no allocation (a default xarray is 0-d: one allocated element).
 template <class T>
@@ -70,17 +85,35 @@ struct Runs {
 };
 
 template <class T>
+struct Node;
+template <class T>
+void try_release(const std::shared_ptr<Node<T>>& n);
+
+template <class T>
 struct Node {
   explicit Node(Array<T>&& v) : value_(std::move(v)) {}
   /// A view: a window of `b`'s value with shape `s`. Its own array stays empty until an op
   /// needs it whole (value()); view-aware ops read the base's storage in place (runs()).
+  /// While its value may still be read, it keeps its base's value alive (a pin).
   Node(std::shared_ptr<Node> b, Shape s, Window w)
-      : value_(no_array<T>()), base(std::move(b)), view_shape(std::move(s)), window(w) {}
+      : value_(no_array<T>()), base(std::move(b)), view_shape(std::move(s)), window(w) {
+    ++base->engine_refs;
+    ++base->pins;
+    pins_base = true;
+  }
+  ~Node() {
+    if (!base) return;
+    --base->engine_refs;
+    if (pins_base) --base->pins;
+  }
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
 
-  const Shape& shape() const { return base ? view_shape : value_.shape(); }
-  std::size_t size() const { return base ? window.rows * window.cols : value_.size(); }
+  const Shape& shape() const { return base || released ? view_shape : value_.shape(); }
+  std::size_t size() const { return base ? window.rows * window.cols : shape_size(shape()); }
   /// The whole value (a view is copied out of its base once, on first use, and kept).
   const Array<T>& value() const {
+    if (released) throw_released();
     if (base && !materialized) materialize();
     return value_;
   }
@@ -89,27 +122,44 @@ struct Node {
   Array<T>& mutable_value() {
     if (base) {
       (void)value();
+      unpin_base();
+      --base->engine_refs;
       base.reset();
     }
     return value_;
   }
   /// The elements as runs: in place for a view, one run for a dense value.
   Runs<T> runs() const {
-    if (base && !materialized)
-      return {base->value_.data() + window.offset, window.rows, window.cols, window.ld};
+    if (released) throw_released();
+    if (reads_base()) return {base->value_.data() + window.offset, window.rows, window.cols, window.ld};
     return {value_.data(), 1, value_.size(), value_.size()};
   }
   bool is_view() const { return base != nullptr; }
+  /// A view whose elements are still read from its base (not copied out yet).
+  bool reads_base() const { return base && !materialized; }
+
+  /// Frees the value (nothing will read it again); the shape stays.
+  void release() {
+    if (!base) view_shape = value_.shape();
+    value_ = no_array<T>();
+    released = true;
+    unpin_base();
+  }
 
   Array<T> grad = no_array<T>();  // valid only when has_grad
   bool has_grad = false;
   bool requires_grad = false;
   bool is_leaf = true;
   bool retain_grad = false;
+  bool released = false;
   const char* op = "leaf";
   const void* tape = nullptr;  // where it was recorded (non-leaves)
   std::uint64_t epoch = 0;
   std::size_t index = 0;  // record index on that tape
+  // Of this node's owners, how many are the engine's (tape records, views' base pointers), and
+  // how many of those will read its value. With no other owner and no reader it is released.
+  std::uint32_t engine_refs = 0;
+  mutable std::uint32_t pins = 0;
 
   // A view's base (dense, immutable: a recorded result), its shape and its window.
   std::shared_ptr<Node> base;
@@ -117,6 +167,13 @@ struct Node {
   Window window;
 
  private:
+  [[noreturn]] void throw_released() const;
+  void unpin_base() const {
+    if (!pins_base) return;
+    pins_base = false;
+    --base->pins;
+    try_release(base);
+  }
   void materialize() const {
     Array<T> v = Array<T>::from_shape(view_shape);
     const Runs<T> r{base->value_.data() + window.offset, window.rows, window.cols, window.ld};
@@ -124,10 +181,22 @@ struct Node {
       std::copy(r.row(i), r.row(i) + r.cols, v.data() + i * r.cols);
     value_ = std::move(v);
     materialized = true;
+    unpin_base();  // it has its own copy now
   }
   mutable Array<T> value_;
   mutable bool materialized = false;
+  mutable bool pins_base = false;
 };
+
+/// Releases a recorded value that nothing can read any more: no handle outside the engine, no
+/// record or view that reads it.
+template <class T>
+void try_release(const std::shared_ptr<Node<T>>& n) {
+  if (!n->is_leaf && !n->released && n->pins == 0 &&
+      n.use_count() == static_cast<long>(n->engine_refs))
+    n->release();
+}
+
 template <class T>
 using NodePtr = std::shared_ptr<Node<T>>;
 
@@ -179,6 +248,18 @@ class Var {
 
   /// An undefined Var (defined() is false).
   Var() = default;
+  Var(const Var&) = default;
+  Var(Var&&) noexcept = default;
+  Var& operator=(Var other) noexcept {
+    node_.swap(other.node_);  // `other` drops the old node on its way out
+    return *this;
+  }
+  /// Dropping the last handle to an intermediate that no backward reads frees its value.
+  ~Var() {
+    if (node_ && node_->engine_refs && !node_->released && node_->pins == 0 &&
+        node_.use_count() == static_cast<long>(node_->engine_refs) + 1 && !node_->is_leaf)
+      node_->release();
+  }
   /// A leaf: an input or a parameter. `Var<float> w(init, true)`.
   explicit Var(Array<T> value, bool requires_grad = false);
   /// A 0-d leaf holding `v`.
@@ -330,10 +411,11 @@ class Tape {
   std::string dump() const;
 
   /// Appends a record; used by `record()` below. Returns the output Var.
-  Var<T> append(const char* op, Array<T>&& value, std::span<const Var<T>> inputs, BackwardFn&& fn);
+  Var<T> append(const char* op, Array<T>&& value, std::span<const Var<T>> inputs, BackwardFn&& fn,
+                Saves saves = saves_all);
   /// Appends a record whose output node is already built (views).
   Var<T> append_node(const char* op, detail::NodePtr<T> node, std::span<const Var<T>> inputs,
-                     BackwardFn&& fn);
+                     BackwardFn&& fn, Saves saves = saves_all);
 
  private:
   struct Record {
@@ -341,7 +423,9 @@ class Tape {
     detail::NodePtr<T> out;
     std::vector<detail::NodePtr<T>> inputs;
     BackwardFn fn;
+    Saves saves;
   };
+  void release(Record& r);
   std::vector<Record> records_;
   std::size_t size_ = 0;
   std::uint64_t epoch_ = 1;
@@ -361,16 +445,21 @@ class Tape {
 ///         b.add(0, b.grad() * (s + b.in(0) * s * (1 - s)));
 ///       });
 ///     }
+///
+/// `saves` says which forward values the backward reads (here in(0); the default is all):
+/// `record("swish", y, {x}, fn, saves_inputs(0b1))`. Values no record reads are freed early.
 template <class T, class F>
-Var<T> record(const char* op, Array<T> value, std::span<const Var<T>> inputs, F&& backward) {
+Var<T> record(const char* op, Array<T> value, std::span<const Var<T>> inputs, F&& backward,
+              Saves saves = saves_all) {
   static_assert(std::is_invocable_v<F&, Backward<T>&>, "backward must be callable with Backward<T>&");
   return Tape<T>::current().append(op, std::move(value), inputs,
-                                   typename Tape<T>::BackwardFn(std::forward<F>(backward)));
+                                   typename Tape<T>::BackwardFn(std::forward<F>(backward)), saves);
 }
 template <class T, class F>
-Var<T> record(const char* op, Array<T> value, std::initializer_list<Var<T>> inputs, F&& backward) {
+Var<T> record(const char* op, Array<T> value, std::initializer_list<Var<T>> inputs, F&& backward,
+              Saves saves = saves_all) {
   return record<T>(op, std::move(value), std::span<const Var<T>>(inputs.begin(), inputs.size()),
-                   std::forward<F>(backward));
+                   std::forward<F>(backward), saves);
 }
 
 namespace detail {
