@@ -3,6 +3,7 @@
 
 #include <xgrad/tensor/blas.hpp>
 #include <xgrad/tensor/npy.hpp>
+#include <xgrad/tensor/options.hpp>
 #include <xgrad/tensor/random.hpp>
 #include <xgrad/tensor/tensor.hpp>
 

@@ -9,9 +9,9 @@ namespace xg::nn {
 
 struct LinearOptions {
   LinearOptions(std::size_t in, std::size_t out) : in_features_(in), out_features_(out) {}
-  XG_ARG(std::size_t, in_features, 0);
-  XG_ARG(std::size_t, out_features, 0);
-  XG_ARG(bool, bias, true);
+  XG_OPTION(std::size_t, in_features, 0);
+  XG_OPTION(std::size_t, out_features, 0);
+  XG_OPTION(bool, bias, true);
 };
 
 /// y = x W^T + b, W [out, in], b [out]; initialised U(-1/sqrt(in), 1/sqrt(in)) like PyTorch.
@@ -30,8 +30,8 @@ class Linear : public UnaryModule<T> {
 
 struct EmbeddingOptions {
   EmbeddingOptions(std::size_t num, std::size_t dim) : num_embeddings_(num), embedding_dim_(dim) {}
-  XG_ARG(std::size_t, num_embeddings, 0);
-  XG_ARG(std::size_t, embedding_dim, 0);
+  XG_OPTION(std::size_t, num_embeddings, 0);
+  XG_OPTION(std::size_t, embedding_dim, 0);
 };
 
 /// A lookup table [num_embeddings, embedding_dim] initialised N(0, 1) like PyTorch.

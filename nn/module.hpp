@@ -9,6 +9,7 @@
 
 #include <xgrad/autograd/autograd.hpp>
 #include <xgrad/tensor/npy.hpp>
+#include <xgrad/tensor/options.hpp>
 #include <xgrad/tensor/random.hpp>
 
 namespace xg {
@@ -21,19 +22,6 @@ void manual_seed(std::uint64_t seed);
 }  // namespace xg
 
 namespace xg::nn {
-
-/// Declares an option with a chained setter and a getter, as the PyTorch C++ frontend does:
-/// `LSTMOptions(16, 32).num_layers(2).bidirectional(true)`.
-#define XG_ARG(TYPE, NAME, DEFAULT)         \
- public:                                    \
-  auto& NAME(TYPE v) {                      \
-    NAME##_ = std::move(v);                 \
-    return *this;                           \
-  }                                         \
-  const TYPE& NAME() const { return NAME##_; } \
-                                            \
- private:                                   \
-  TYPE NAME##_ = DEFAULT
 
 /// What load() found: keys it expected but did not find, keys it did not expect, and keys whose
 /// shapes disagree ("name: file (3, 4) vs model (4, 4)").

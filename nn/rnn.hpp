@@ -21,20 +21,20 @@ enum class Nonlinearity { Tanh, ReLU };
 struct RNNOptions {
   RNNOptions(std::size_t input_size, std::size_t hidden_size)
       : input_size_(input_size), hidden_size_(hidden_size) {}
-  XG_ARG(std::size_t, input_size, 0);
-  XG_ARG(std::size_t, hidden_size, 0);
-  XG_ARG(std::size_t, num_layers, 1);
-  XG_ARG(bool, bias, true);
+  XG_OPTION(std::size_t, input_size, 0);
+  XG_OPTION(std::size_t, hidden_size, 0);
+  XG_OPTION(std::size_t, num_layers, 1);
+  XG_OPTION(bool, bias, true);
   /// Input and output as [B, T, features] instead of [T, B, features].
-  XG_ARG(bool, batch_first, false);
-  XG_ARG(bool, bidirectional, false);
+  XG_OPTION(bool, batch_first, false);
+  XG_OPTION(bool, bidirectional, false);
   /// Dropout on the outputs of each layer but the last, in training mode.
-  XG_ARG(double, dropout, 0.0);
+  XG_OPTION(double, dropout, 0.0);
   /// RNN only: tanh or relu.
-  XG_ARG(Nonlinearity, nonlinearity, Nonlinearity::Tanh);
+  XG_OPTION(Nonlinearity, nonlinearity, Nonlinearity::Tanh);
   /// LSTM only: when set, the forget gate's total bias starts at this value (b_ih's forget
   /// chunk = value, b_hh's = 0) instead of PyTorch's random initialisation.
-  XG_ARG(std::optional<double>, forget_bias, std::nullopt);
+  XG_OPTION(std::optional<double>, forget_bias, std::nullopt);
 };
 using LSTMOptions = RNNOptions;
 using GRUOptions = RNNOptions;

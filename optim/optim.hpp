@@ -12,19 +12,9 @@
 
 #include <xgrad/autograd/tape.hpp>
 #include <xgrad/tensor/npy.hpp>
+#include <xgrad/tensor/options.hpp>
 
 namespace xg::optim {
-
-#define XG_OPT_ARG(TYPE, NAME, DEFAULT) \
- public:                                \
-  auto& NAME(TYPE v) {                  \
-    NAME##_ = v;                        \
-    return *this;                       \
-  }                                     \
-  TYPE NAME() const { return NAME##_; } \
-                                        \
- private:                               \
-  TYPE NAME##_ = DEFAULT
 
 template <class T>
 using NamedParams = std::vector<std::pair<std::string, Var<T>>>;
@@ -70,11 +60,11 @@ class Optimizer {
 
 struct SGDOptions {
   explicit SGDOptions(double lr) : lr_(lr) {}
-  XG_OPT_ARG(double, lr, 0.0);
-  XG_OPT_ARG(double, momentum, 0.0);
-  XG_OPT_ARG(double, dampening, 0.0);
-  XG_OPT_ARG(double, weight_decay, 0.0);
-  XG_OPT_ARG(bool, nesterov, false);
+  XG_OPTION(double, lr, 0.0);
+  XG_OPTION(double, momentum, 0.0);
+  XG_OPTION(double, dampening, 0.0);
+  XG_OPTION(double, weight_decay, 0.0);
+  XG_OPTION(bool, nesterov, false);
 };
 
 /// SGD: g += wd p; b = mu b + (1 - dampening) g (b = g on the first step);
@@ -92,14 +82,14 @@ class SGD : public Optimizer<T> {
 
 struct AdamOptions {
   explicit AdamOptions(double lr = 1e-3) : lr_(lr) {}
-  XG_OPT_ARG(double, lr, 1e-3);
-  XG_OPT_ARG(double, beta1, 0.9);
-  XG_OPT_ARG(double, beta2, 0.999);
-  XG_OPT_ARG(double, eps, 1e-8);
-  XG_OPT_ARG(double, weight_decay, 0.0);
-  XG_OPT_ARG(bool, amsgrad, false);
+  XG_OPTION(double, lr, 1e-3);
+  XG_OPTION(double, beta1, 0.9);
+  XG_OPTION(double, beta2, 0.999);
+  XG_OPTION(double, eps, 1e-8);
+  XG_OPTION(double, weight_decay, 0.0);
+  XG_OPTION(bool, amsgrad, false);
   /// Decoupled weight decay (AdamW): p -= lr wd p instead of adding wd p to the gradient.
-  XG_OPT_ARG(bool, decoupled_weight_decay, false);
+  XG_OPTION(bool, decoupled_weight_decay, false);
 };
 
 /// Adam (Kingma & Ba) with bias correction, optional amsgrad and L2 weight decay.
@@ -204,12 +194,12 @@ template <class T = float>
 class ReduceLROnPlateau {
  public:
   struct Options {
-    XG_OPT_ARG(double, factor, 0.1);
-    XG_OPT_ARG(std::size_t, patience, 10);
-    XG_OPT_ARG(double, threshold, 1e-4);
-    XG_OPT_ARG(std::size_t, cooldown, 0);
-    XG_OPT_ARG(double, min_lr, 0.0);
-    XG_OPT_ARG(double, eps, 1e-8);
+    XG_OPTION(double, factor, 0.1);
+    XG_OPTION(std::size_t, patience, 10);
+    XG_OPTION(double, threshold, 1e-4);
+    XG_OPTION(std::size_t, cooldown, 0);
+    XG_OPTION(double, min_lr, 0.0);
+    XG_OPTION(double, eps, 1e-8);
   };
   ReduceLROnPlateau(Optimizer<T>& opt, Options o = Options());
   /// Feeds this epoch's metric (lower is better).
