@@ -28,8 +28,8 @@ Var<T> add(const Var<T>& a, const Var<T>& b) {
   const auto& x = a.value();
   const auto& y = b.value();
   return record("add", eval_broadcast<T>("add", x, y, x + y), {a, b}, [](Backward<T>& bw) {
-    bw.add(0, bw.grad());
-    bw.add(1, bw.take_grad());
+    if (bw.needs(1)) bw.add(0, bw.grad());  // a copy only when both need it
+    bw.add(bw.needs(1) ? 1 : 0, bw.take_grad());
   }, saves_none);
 }
 
