@@ -379,8 +379,8 @@ int train(ex::Parallel& par, int argc, char** argv) {
   ex::RunState st;
   Generator unused_gen(c.seed + 1);  // training draws nothing random; save_run wants a generator
   if (!c.resume.empty()) {
-    st = ex::resume_run(par.load_checkpoint(c.resume), c.resume, model, *opt, unused_gen,
-                        settings, par.is_root());
+    st = ex::resume_run(par.load_checkpoint(c.resume), c.resume, model, *opt, unused_gen, settings,
+                        par.is_root());
     if (schedule) schedule->set_epoch(st.epoch);
     fmt::print("resumed {} at epoch {} (step {})\n", c.resume, st.epoch, st.step);
   }

@@ -481,15 +481,14 @@ int train(ex::Parallel& par, int argc, char** argv) {
       flags.settings({"save", "resume", "log", "plot", "threads", "stop-after", "words"});
   ex::RunState st;
   if (!c.resume.empty()) {
-    st = ex::resume_run(par.load_checkpoint(c.resume), c.resume, model, *opt, shuffle_gen,
-                        settings, par.is_root());
+    st = ex::resume_run(par.load_checkpoint(c.resume), c.resume, model, *opt, shuffle_gen, settings,
+                        par.is_root());
     if (schedule) schedule->set_epoch(st.epoch);
     fmt::print("resumed {} at epoch {} (step {})\n", c.resume, st.epoch, st.step);
   }
   st.settings = settings;
   const std::size_t stop_after = flags.get_size("stop-after");
-  ex::CsvLog log(par.is_root() ? c.log : "", {"valid_loss", "valid_accuracy"},
-                 !c.resume.empty());
+  ex::CsvLog log(par.is_root() ? c.log : "", {"valid_loss", "valid_accuracy"}, !c.resume.empty());
 
   std::size_t mean_len = 0;
   for (std::size_t i : d.train) mean_len += lengths[i];

@@ -543,9 +543,9 @@ RunState resume_run(const std::string& path, xg::nn::Module<float>& model,
   return resume_run(xg::load_checkpoint(path), path, model, opt, gen, settings);
 }
 
-RunState resume_run(const xg::Checkpoint& ck, const std::string& path,
-                    xg::nn::Module<float>& model, xg::optim::Optimizer<float>& opt,
-                    xg::Generator& gen, const std::string& settings, bool warn) {
+RunState resume_run(const xg::Checkpoint& ck, const std::string& path, xg::nn::Module<float>& model,
+                    xg::optim::Optimizer<float>& opt, xg::Generator& gen,
+                    const std::string& settings, bool warn) {
   RunState s;
   try {
     const std::string kind = ck.text("optimizer_kind");
@@ -583,11 +583,16 @@ RunState resume_run(const xg::Checkpoint& ck, const std::string& path,
 
 // ---- Smoke mode ---------------------------------------------------------------------------------
 
-void check_loss_history(const std::vector<double>& losses, std::size_t min_steps, std::size_t max_k) {
+void check_loss_history(const std::vector<double>& losses, std::size_t min_steps,
+                        std::size_t max_k) {
   if (losses.size() < min_steps) throw std::runtime_error("smoke: too few steps to judge the loss");
   const std::size_t k = std::min(max_k, losses.size() / 4);
-  const double first = std::accumulate(losses.begin(), losses.begin() + static_cast<std::ptrdiff_t>(k), 0.0) / static_cast<double>(k);
-  const double last = std::accumulate(losses.end() - static_cast<std::ptrdiff_t>(k), losses.end(), 0.0) / static_cast<double>(k);
+  const double first =
+      std::accumulate(losses.begin(), losses.begin() + static_cast<std::ptrdiff_t>(k), 0.0) /
+      static_cast<double>(k);
+  const double last =
+      std::accumulate(losses.end() - static_cast<std::ptrdiff_t>(k), losses.end(), 0.0) /
+      static_cast<double>(k);
   check_loss_went_down(first, last);
 }
 

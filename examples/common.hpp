@@ -276,9 +276,9 @@ RunState resume_run(const std::string& path, xg::nn::Module<float>& model,
                     const std::string& settings = "");
 /// The same from a checkpoint already read from `path` (Parallel::load_checkpoint sends rank 0's
 /// file to every rank); `warn` false leaves out the warning about changed settings.
-RunState resume_run(const xg::Checkpoint& ck, const std::string& path,
-                    xg::nn::Module<float>& model, xg::optim::Optimizer<float>& opt,
-                    xg::Generator& gen, const std::string& settings = "", bool warn = true);
+RunState resume_run(const xg::Checkpoint& ck, const std::string& path, xg::nn::Module<float>& model,
+                    xg::optim::Optimizer<float>& opt, xg::Generator& gen,
+                    const std::string& settings = "", bool warn = true);
 
 // ---- Smoke mode ---------------------------------------------------------------------------------
 
@@ -287,6 +287,7 @@ RunState resume_run(const xg::Checkpoint& ck, const std::string& path,
 void check_loss_went_down(double first, double last, double min_ratio = 0.05);
 /// The same on a whole history: the mean of the first k losses against the mean of the last k,
 /// k = min(max_k, size / 4). Needs at least `min_steps` losses.
-void check_loss_history(const std::vector<double>& losses, std::size_t min_steps, std::size_t max_k);
+void check_loss_history(const std::vector<double>& losses, std::size_t min_steps,
+                        std::size_t max_k);
 
 }  // namespace ex

@@ -76,9 +76,10 @@ void Parallel::data_parallel(const std::vector<xg::Var<float>>& params) {
   mpi_->dp.reset();
   mpi_->dp.emplace(params);  // broadcasts rank 0's values, checks the parameter lists agree
   if (size_ > 1)
-    fmt::print("data-parallel: {} ranks, each computing gradients on 1/{} of every batch; {} "
-               "bytes allreduced per step\n",
-               size_, size_, mpi_->dp->bytes_per_step());
+    fmt::print(
+        "data-parallel: {} ranks, each computing gradients on 1/{} of every batch; {} "
+        "bytes allreduced per step\n",
+        size_, size_, mpi_->dp->bytes_per_step());
 }
 
 void Parallel::allreduce_gradients() {
@@ -138,8 +139,8 @@ int Parallel::fail(int code, const std::string& message, double wait_s) {
     if (is_root()) print_error(message);
     return code;
   }
-  print_error(fmt::format("rank {} of {}: {}", rank_, size_,
-                          message.empty() ? "ended early" : message));
+  print_error(
+      fmt::format("rank {} of {}: {}", rank_, size_, message.empty() ? "ended early" : message));
   std::fflush(stderr);
   MPI_Abort(MPI_COMM_WORLD, code != 0 ? code : 1);
   return code;
