@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -54,10 +55,6 @@ struct Parallel::Mpi {
     if (fail_comm != MPI_COMM_NULL) MPI_Comm_free(&fail_comm);
   }
 };
-
-bool Parallel::built_with_mpi() {
-  return true;
-}
 
 Parallel::Parallel(int& argc, char**& argv) {
   if (launcher_size() == 0) return;  // started directly: one rank, no MPI
@@ -149,10 +146,6 @@ int Parallel::fail(int code, const std::string& message, double wait_s) {
 #else  // one rank, no MPI
 
 struct Parallel::Mpi {};
-
-bool Parallel::built_with_mpi() {
-  return false;
-}
 
 Parallel::Parallel(int&, char**&) {
   if (launcher_size() > 1)

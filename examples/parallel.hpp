@@ -50,8 +50,6 @@ class Parallel {
   int size() const { return size_; }
   /// Rank 0: the one that prints, and writes the CSV, the plot and the checkpoints.
   bool is_root() const { return rank_ == 0; }
-  /// Whether this build can use MPI (the examples were linked with xgrad::distributed).
-  static bool built_with_mpi();
 
   /// This rank's positions in a global batch of n items: rank, rank + size, rank + 2 size, ...
   /// (0..n-1 on one rank). Shares differ by at most one item and may be empty when n < size.
