@@ -40,13 +40,13 @@ void print_error(const std::string& message) {
 #ifdef XGRAD_EXAMPLES_MPI
 
 struct Parallel::Mpi {
-  std::optional<xg::dist::Environment> env;
+  xg::dist::Environment env;
   // The failure handshake (Parallel::fail) runs on a communicator of its own, so it can never be
   // matched against a collective the healthy ranks are waiting in on MPI_COMM_WORLD.
   MPI_Comm fail_comm = MPI_COMM_NULL;
   std::optional<xg::dist::DataParallel<float>> dp;  // destroyed before env finalises MPI
 
-  Mpi(int& argc, char**& argv) : env(std::in_place, argc, argv) {
+  Mpi(int& argc, char**& argv) : env(argc, argv) {
     if (MPI_Comm_dup(MPI_COMM_WORLD, &fail_comm) != MPI_SUCCESS)
       throw xg::dist::MpiError("parallel: MPI_Comm_dup failed");
   }
@@ -59,8 +59,8 @@ struct Parallel::Mpi {
 Parallel::Parallel(int& argc, char**& argv) {
   if (launcher_size() == 0) return;  // started directly: one rank, no MPI
   mpi_ = std::make_unique<Mpi>(argc, argv);
-  rank_ = mpi_->env->rank();
-  size_ = mpi_->env->size();
+  rank_ = mpi_->env.rank();
+  size_ = mpi_->env.size();
   // The report is printed once, by rank 0.
   if (rank_ != 0 && !std::freopen("/dev/null", "w", stdout))
     std::fprintf(stderr, "warning: rank %d: cannot send stdout to /dev/null\n", rank_);
