@@ -13,6 +13,8 @@
 //     charlm                                          # the fortunes; a few minutes on 2 cores
 //     charlm --text book.txt --epochs 10 --save lm.npz
 //     charlm --resume lm.npz --sample 1000 --temperature 0.6 --prime "The "
+//     mpirun -np 2 charlm                             # data-parallel: each rank reads 1/2 of the
+//                                                     # streams (parallel.hpp)
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -23,6 +25,7 @@
 #include <vector>
 
 #include "common.hpp"
+#include "parallel.hpp"
 #include "text_data.hpp"
 
 using namespace xg;
@@ -165,6 +168,8 @@ class CharLM : public nn::Module<float> {
     auto out = lstm_->forward(embed_->forward(ids), h, c);
     return {head_->forward(out.output), out.h_n, out.c_n};
   }
+  /// The generator of the dropout between the LSTM layers.
+  Generator& dropout_generator() { return lstm_->dropout_generator(); }
 
  private:
   std::shared_ptr<nn::Embedding<float>> embed_;
@@ -177,17 +182,32 @@ struct Bpc {
   std::size_t chars = 0;
 };
 
+/// The columns `cols` (this rank's streams) of a batch [T, streams]; the batch itself when that
+/// is all of them.
+IndexArray columns(const IndexArray& a, const std::vector<std::size_t>& cols) {
+  if (cols.size() == a.shape(1)) return a;
+  IndexArray out = IndexArray::from_shape({a.shape(0), cols.size()});
+  for (std::size_t t = 0; t < a.shape(0); ++t)
+    for (std::size_t j = 0; j < cols.size(); ++j) out(t, j) = a(t, cols[j]);
+  return out;
+}
+
 /// Bits per character on `ids` read as `streams` parallel streams, each from a zero state; the
-/// baselines are scored on exactly the characters the model predicts.
+/// baselines are scored on exactly the characters the model predicts. Each rank scores its share
+/// of the streams and the sums are added over the ranks.
 Bpc evaluate(CharLM& model, const std::vector<std::int64_t>& ids, const NGram* ngram,
-             std::size_t streams) {
+             std::size_t streams, const ex::Parallel& par) {
   NoGradGuard no_grad;
   model.eval();
   const ex::Streams s(ids, streams, 256);
+  const std::vector<std::size_t> mine = par.shard(streams);
   Var<float> h, c;
   Bpc r;
   for (std::size_t k = 0; k < s.batches(); ++k) {
-    const auto [x, y] = s.batch(k);
+    const auto [all_x, all_y] = s.batch(k);
+    r.chars += all_x.size();
+    if (mine.empty()) continue;
+    const IndexArray x = columns(all_x, mine), y = columns(all_y, mine);
     LmOutput out = model.forward(x, h, c);
     h = out.h;
     c = out.c;
@@ -198,8 +218,10 @@ Bpc evaluate(CharLM& model, const std::vector<std::int64_t>& ids, const NGram* n
         r.bigram += ngram->bigram_bits(static_cast<std::size_t>(x.data()[i]),
                                        static_cast<std::size_t>(y.data()[i]));
       }
-    r.chars += x.size();
   }
+  std::vector<double> sums = {r.model, r.unigram, r.bigram};
+  par.sum(sums);
+  r.model = sums[0], r.unigram = sums[1], r.bigram = sums[2];
   const auto n = static_cast<double>(r.chars);
   r.model /= n, r.unigram /= n, r.bigram /= n;
   model.train();
@@ -246,19 +268,20 @@ std::string sample(CharLM& model, const ex::Vocab& vocab, const std::vector<std:
 
 // ---- Training ----------------------------------------------------------------------------------
 
-int train(int argc, char** argv) {
+int train(ex::Parallel& par, int argc, char** argv) {
   ex::Flags flags(
       "charlm",
       "A 2-layer LSTM character language model trained with truncated BPTT on a text\n"
       "(default: Debian's fortunes). Reports held-out bits per character against unigram\n"
-      "and bigram baselines, then samples text: --sample N --temperature T --prime TEXT.");
+      "and bigram baselines, then samples text: --sample N --temperature T --prime TEXT.\n"
+      "Under `mpirun -np N` it trains data-parallel: each rank reads 1/N of the streams.");
   ex::declare_common_flags(flags, {.epochs = 8, .hidden = 192, .layers = 2, .lr = 8e-3});
   flags.add_string("text", "", "train on this UTF-8 text file instead of the fortunes", "FILE")
       .add_string("fortunes-dir", "/usr/share/games/fortunes", "where the fortunes are", "DIR")
       .add_double("valid", 0.05, "fraction of the documents (fortunes, 2 KB blocks) held out",
                   0.001, 0.5)
       .add_int("chunk", 32, "characters per truncated-BPTT chunk", 1)
-      .add_int("streams", 16, "parallel streams (the batch size)", 1)
+      .add_int("streams", 16, "parallel streams (the batch size, over all MPI ranks)", 1)
       .add_int("epoch-chars", 400000,
                "characters per epoch (0: one pass over the training text); "
                "later epochs continue where the last one stopped",
@@ -343,6 +366,9 @@ int train(int argc, char** argv) {
                flags.get_double("dropout"));
   auto opt = ex::make_optimizer(c, model.named_parameters());
   const std::vector<Var<float>> params = model.parameters();
+  par.data_parallel(params);  // under MPI: rank 0's initial values on every rank
+  // Each rank draws its own dropout masks for its own streams.
+  if (!par.is_root()) model.dropout_generator().seed(c.seed + 1000 + std::uint64_t(par.rank()));
   const double clip = flags.get_double("clip");
   Generator sample_gen(c.seed + 2);  // only sampling draws from it
   std::unique_ptr<optim::Schedule<float>> schedule;
@@ -353,13 +379,14 @@ int train(int argc, char** argv) {
   ex::RunState st;
   Generator unused_gen(c.seed + 1);  // training draws nothing random; save_run wants a generator
   if (!c.resume.empty()) {
-    st = ex::resume_run(c.resume, model, *opt, unused_gen, settings);
+    st = ex::resume_run(par.load_checkpoint(c.resume), c.resume, model, *opt, unused_gen, settings,
+                        par.is_root());
     if (schedule) schedule->set_epoch(st.epoch);
     fmt::print("resumed {} at epoch {} (step {})\n", c.resume, st.epoch, st.step);
   }
   st.settings = settings;
   const std::size_t stop_after = flags.get_size("stop-after");
-  ex::CsvLog log(c.log, {"valid_bpc", "bigram_bpc"}, !c.resume.empty());
+  ex::CsvLog log(par.is_root() ? c.log : "", {"valid_bpc", "bigram_bpc"}, !c.resume.empty());
 
   fmt::print("data: {}: {} documents, {} held out; {} training / {} held-out characters{}\n",
              corpus.source, corpus.docs.size(), n_valid_docs ? n_valid_docs : 1, train_ids.size(),
@@ -374,7 +401,7 @@ int train(int argc, char** argv) {
       flags.get_size("embed"), c.layers, c.hidden, vocab.size(), model.num_parameters(),
       c.optimizer, opt->lr(), streams, chunk, per_epoch,
       ex::format_count(static_cast<double>(per_epoch * streams * chunk)), blas_threads());
-  const Bpc base = evaluate(model, valid_part, &ngram, eval_streams);
+  const Bpc base = evaluate(model, valid_part, &ngram, eval_streams, par);
   fmt::print(
       "baselines on held-out text: unigram {:.3f} bpc, bigram {:.3f} bpc; untrained LSTM "
       "{:.3f} bpc\n",
@@ -383,29 +410,38 @@ int train(int argc, char** argv) {
   std::vector<double> losses;
   for (std::size_t epoch = st.epoch + 1; epoch <= c.epochs; ++epoch) {
     ex::Stopwatch clock;
-    ex::Progress bar(fmt::format("epoch {}/{}", epoch, c.epochs), per_epoch);
+    ex::Progress bar(fmt::format("epoch {}/{}", epoch, c.epochs), per_epoch,
+                     par.is_root() ? stderr : nullptr);
     double loss_sum = 0;
     std::size_t seen = 0;
     // The state starts from zeros at every epoch (and when the streams wrap around), so a resumed
     // run continues exactly: where an epoch starts depends only on its number.
+    // Under MPI each rank carries the state of its own streams.
+    const std::vector<std::size_t> mine = par.shard(streams);
     Var<float> h, cell;
     for (std::size_t s = 0; s < per_epoch; ++s) {
       const std::size_t pos = ((epoch - 1) * per_epoch + s) % train_streams.batches();
       if (pos == 0) h = cell = Var<float>();
-      const auto [x, y] = train_streams.batch(pos);
-      LmOutput out = model.forward(x, h, cell);
-      Var<float> loss = cross_entropy(out.logits, y);
+      const auto [all_x, all_y] = train_streams.batch(pos);
       opt->zero_grad();
-      loss.backward();
+      double l = 0;  // this rank's mean loss
+      if (!mine.empty()) {
+        const IndexArray x = columns(all_x, mine), y = columns(all_y, mine);
+        LmOutput out = model.forward(x, h, cell);
+        Var<float> loss = cross_entropy(out.logits, y);
+        l = loss.item();
+        par.weight_loss(loss, mine.size(), streams).backward();
+        // Truncated BPTT: keep the state's value, drop its history (the tape is cleared anyway).
+        h = out.h.detach();
+        cell = out.c.detach();
+      }
+      par.allreduce_gradients();  // the mean over all streams, on every rank
       if (clip > 0) optim::clip_grad_norm(params, clip);
       opt->step();
-      // Truncated BPTT: keep the state's value, drop its history (the tape is cleared anyway).
-      h = out.h.detach();
-      cell = out.c.detach();
-      const double l = loss.item();
+      l = par.global_mean(l, mine.size(), streams);
       losses.push_back(l);
-      loss_sum += l * static_cast<double>(x.size());
-      seen += x.size();
+      loss_sum += l * static_cast<double>(all_x.size());
+      seen += all_x.size();
       ++st.step;
       bar.update(s + 1, loss_sum / static_cast<double>(seen) / std::log(2.0), seen);
     }
@@ -414,7 +450,7 @@ int train(int argc, char** argv) {
     const double train_s = clock.seconds();
     st.seconds += train_s;
     st.epoch = epoch;
-    const Bpc v = evaluate(model, valid_part, nullptr, eval_streams);
+    const Bpc v = evaluate(model, valid_part, nullptr, eval_streams, par);
     const double train_bpc = loss_sum / static_cast<double>(seen) / std::log(2.0);
     st.best = st.best == 0 ? v.model : std::min(st.best, v.model);
     fmt::print(
@@ -425,7 +461,7 @@ int train(int argc, char** argv) {
         ex::format_duration(st.seconds));
     std::fflush(stdout);
     log.row(epoch, st.step, train_bpc, {v.model, base.bigram}, st.seconds);
-    if (!c.save.empty()) ex::save_run(c.save, model, *opt, unused_gen, st);
+    if (!c.save.empty() && par.is_root()) ex::save_run(c.save, model, *opt, unused_gen, st);
     if (epoch == stop_after) {
       fmt::print("stopped after epoch {} (--stop-after){}\n", epoch,
                  c.save.empty() ? "" : fmt::format("; continue with --resume {}", c.save));
@@ -435,14 +471,14 @@ int train(int argc, char** argv) {
   if (losses.empty())
     fmt::print("nothing to train: the run is already at epoch {} of {}\n", st.epoch, c.epochs);
 
-  const Bpc final = evaluate(model, valid_all, &ngram, eval_streams);
+  const Bpc final = evaluate(model, valid_all, &ngram, eval_streams, par);
   fmt::print(
       "result: held-out {:.3f} bpc vs bigram {:.3f} and unigram {:.3f} ({:.0f}% of the "
       "bigram's bits) on {} characters, after {} epochs ({} of training)\n",
       final.model, final.bigram, final.unigram, 100 * final.model / final.bigram, final.chars,
       st.epoch, ex::format_duration(st.seconds));
 
-  if (n_sample > 0) {
+  if (n_sample > 0 && par.is_root()) {
     std::string prime = flags.get_string("prime");
     const bool default_prime = prime.empty();
     if (default_prime) prime = corpus.separator;
@@ -459,7 +495,7 @@ int train(int argc, char** argv) {
     fmt::print("\nsample ({} characters, temperature {}):\n{}{}\n", n_sample, temperature,
                default_prime ? "" : prime, text);
   }
-  if (!c.plot.empty()) ex::plot_curve(c.log, c.plot, "charlm: bits per character");
+  if (!c.plot.empty() && par.is_root()) ex::plot_curve(c.log, c.plot, "charlm: bits per character");
   // a resumed run saw only the end of the curve
   if (c.smoke && c.resume.empty()) ex::check_loss_history(losses, 8, 5);
   return 0;

@@ -13,6 +13,8 @@
 //     classify --epochs 5 -- Haus maison house   # and then guess these words
 //     classify --task parity --cell rnn             # fails past ~6 bits; gru/lstm: 100% to 40
 //     classify --data reviews.tsv --vocab word   # any "label<TAB>text" file
+//     mpirun -np 2 classify                      # data-parallel: each rank takes half of every
+//                                                # batch (parallel.hpp)
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -24,6 +26,7 @@
 #include <vector>
 
 #include "common.hpp"
+#include "parallel.hpp"
 #include "text_data.hpp"
 
 using namespace xg;
@@ -288,9 +291,11 @@ struct Score {
   std::vector<std::int64_t> predicted;  // per example of the split, in the split's order
 };
 
+/// Loss and accuracy on a split. Each rank scores its share of every batch; the sums and the
+/// predictions are then added over the ranks, so every rank gets the whole split's numbers.
 Score evaluate(Classifier& model, const Dataset& d,
                const std::vector<std::vector<std::int64_t>>& ids,
-               const std::vector<std::size_t>& split) {
+               const std::vector<std::size_t>& split, const ex::Parallel& par) {
   NoGradGuard no_grad;
   model.eval();
   std::vector<std::size_t> order(split.size());  // positions in `split`, batched by length
@@ -300,7 +305,9 @@ Score evaluate(Classifier& model, const Dataset& d,
   Score s;
   s.predicted.assign(split.size(), -1);
   std::size_t correct = 0;
-  for (const auto& positions : ex::bucket_batches(split_lengths, order, 512)) {
+  for (const auto& all_positions : ex::bucket_batches(split_lengths, order, 512)) {
+    const std::vector<std::size_t> positions = par.take_shard(all_positions);
+    if (positions.empty()) continue;
     std::vector<std::size_t> idx;
     for (std::size_t k : positions) idx.push_back(split[k]);
     const ex::Padded b = ex::pad_batch(ids, idx);
@@ -315,6 +322,16 @@ Score evaluate(Classifier& model, const Dataset& d,
       s.predicted[positions[j]] = p;
       correct += p == y(j);
     }
+  }
+  if (par.size() > 1) {  // [loss, correct, predicted + 1 (0 where another rank predicted)]
+    std::vector<double> sums(2 + split.size(), 0.0);
+    sums[0] = s.loss, sums[1] = static_cast<double>(correct);
+    for (std::size_t k = 0; k < split.size(); ++k)
+      sums[2 + k] = static_cast<double>(s.predicted[k] + 1);
+    par.sum(sums);
+    s.loss = sums[0], correct = static_cast<std::size_t>(sums[1]);
+    for (std::size_t k = 0; k < split.size(); ++k)
+      s.predicted[k] = static_cast<std::int64_t>(sums[2 + k]) - 1;
   }
   s.loss /= static_cast<double>(split.size());
   s.accuracy = static_cast<double>(correct) / static_cast<double>(split.size());
@@ -368,7 +385,7 @@ void print_by_length(const Dataset& d, const std::vector<std::size_t>& split, co
 
 // ---- Training ----------------------------------------------------------------------------------
 
-int train(int argc, char** argv) {
+int train(ex::Parallel& par, int argc, char** argv) {
   const ex::SplitArgs args = ex::split_at_double_dash(argc, argv);
   ex::Flags flags(
       "classify",
@@ -378,7 +395,8 @@ int train(int argc, char** argv) {
       "--words: `classify --epochs 5 -- Haus maison house`.\n"
       "--task parity: is the number of 1s in a bit string odd? Compare --cell rnn/gru/lstm\n"
       "as --length grows (parity trains 10 epochs unless --epochs is given).\n"
-      "--data FILE: any file of 'label<TAB>text' lines.");
+      "--data FILE: any file of 'label<TAB>text' lines.\n"
+      "Under `mpirun -np N` it trains data-parallel: each rank takes 1/N of every batch.");
   ex::declare_common_flags(flags, {.epochs = 5, .hidden = 128, .layers = 1, .lr = 3e-3});
   flags.add_choice("task", {"language", "parity"}, "language", "what to classify (see above)")
       .add_string("data", "", "classify the 'label<TAB>text' lines of this file instead", "TSV")
@@ -386,7 +404,7 @@ int train(int argc, char** argv) {
       .add_int("min-count", 1, "--data: tokens seen fewer times in training become <unk>", 1)
       .add_choice("cell", {"lstm", "gru", "rnn"}, "lstm", "recurrent cell")
       .add_int("embed", 32, "token embedding size", 1)
-      .add_int("batch", 64, "minibatch size", 1)
+      .add_int("batch", 64, "minibatch size (over all MPI ranks)", 1)
       .add_choice("schedule", {"cosine", "constant"}, "cosine",
                   "learning rate over the epochs: cosine decays from --lr to --lr/100")
       .add_double("clip", 1.0, "clip the gradient norm to this (0: no clipping)", 0.0)
@@ -452,8 +470,10 @@ int train(int argc, char** argv) {
                    c.layers, d.classes.size());
   auto opt = ex::make_optimizer(c, model.named_parameters());
   const std::vector<Var<float>> params = model.parameters();
+  par.data_parallel(params);  // under MPI: rank 0's initial values on every rank
   const double clip = flags.get_double("clip");
-  Generator shuffle_gen(c.seed + 1);  // the training order; checkpoints save its state
+  // The training order; checkpoints save its state. Every rank draws the same global batches.
+  Generator shuffle_gen(c.seed + 1);
   std::unique_ptr<optim::Schedule<float>> schedule;
   if (flags.get_string("schedule") == "cosine")
     schedule = std::make_unique<optim::CosineAnnealingLR<float>>(*opt, c.epochs, c.lr / 100);
@@ -461,13 +481,14 @@ int train(int argc, char** argv) {
       flags.settings({"save", "resume", "log", "plot", "threads", "stop-after", "words"});
   ex::RunState st;
   if (!c.resume.empty()) {
-    st = ex::resume_run(c.resume, model, *opt, shuffle_gen, settings);
+    st = ex::resume_run(par.load_checkpoint(c.resume), c.resume, model, *opt, shuffle_gen, settings,
+                        par.is_root());
     if (schedule) schedule->set_epoch(st.epoch);
     fmt::print("resumed {} at epoch {} (step {})\n", c.resume, st.epoch, st.step);
   }
   st.settings = settings;
   const std::size_t stop_after = flags.get_size("stop-after");
-  ex::CsvLog log(c.log, {"valid_loss", "valid_accuracy"}, !c.resume.empty());
+  ex::CsvLog log(par.is_root() ? c.log : "", {"valid_loss", "valid_accuracy"}, !c.resume.empty());
 
   std::size_t mean_len = 0;
   for (std::size_t i : d.train) mean_len += lengths[i];
@@ -493,18 +514,26 @@ int train(int argc, char** argv) {
   for (std::size_t epoch = st.epoch + 1; epoch <= c.epochs; ++epoch) {
     ex::Stopwatch clock;
     const auto batches = ex::bucket_batches(lengths, d.train, batch, &shuffle_gen);
-    ex::Progress bar(fmt::format("epoch {}/{}", epoch, c.epochs), batches.size());
+    ex::Progress bar(fmt::format("epoch {}/{}", epoch, c.epochs), batches.size(),
+                     par.is_root() ? stderr : nullptr);
     double loss_sum = 0;
     std::size_t seen = 0;
     model.train();
     for (std::size_t s = 0; s < batches.size(); ++s) {
-      const ex::Padded b = ex::pad_batch(ids, batches[s]);
-      Var<float> loss = cross_entropy(model.forward(b), labels_of(d, batches[s]));
+      const std::size_t n = batches[s].size();
+      const std::vector<std::size_t> mine = par.take_shard(batches[s]);  // all of it alone
       opt->zero_grad();
-      loss.backward();
+      double l = 0;  // this rank's mean loss
+      if (!mine.empty()) {
+        const ex::Padded b = ex::pad_batch(ids, mine);
+        Var<float> loss = cross_entropy(model.forward(b), labels_of(d, mine));
+        l = loss.item();
+        par.weight_loss(loss, mine.size(), n).backward();
+      }
+      par.allreduce_gradients();  // the global batch's gradient, on every rank
       if (clip > 0) optim::clip_grad_norm(params, clip);
       opt->step();
-      const double l = loss.item();
+      l = par.global_mean(l, mine.size(), n);
       losses.push_back(l);
       loss_sum += l * static_cast<double>(batches[s].size());
       seen += batches[s].size();
@@ -516,7 +545,7 @@ int train(int argc, char** argv) {
     const double train_s = clock.seconds();
     st.seconds += train_s;
     st.epoch = epoch;
-    valid = evaluate(model, d, ids, d.valid);
+    valid = evaluate(model, d, ids, d.valid, par);
     st.best = std::max(st.best, valid.accuracy);
     const double train_loss = loss_sum / static_cast<double>(seen);
     fmt::print(
@@ -527,7 +556,7 @@ int train(int argc, char** argv) {
         ex::format_duration(st.seconds));
     std::fflush(stdout);
     log.row(epoch, st.step, train_loss, {valid.loss, valid.accuracy}, st.seconds);
-    if (!c.save.empty()) ex::save_run(c.save, model, *opt, shuffle_gen, st);
+    if (!c.save.empty() && par.is_root()) ex::save_run(c.save, model, *opt, shuffle_gen, st);
     if (epoch == stop_after) {
       fmt::print("stopped after epoch {} (--stop-after){}\n", epoch,
                  c.save.empty() ? "" : fmt::format("; continue with --resume {}", c.save));
@@ -537,7 +566,7 @@ int train(int argc, char** argv) {
   if (losses.empty())
     fmt::print("nothing to train: the run is already at epoch {} of {}\n", st.epoch, c.epochs);
 
-  const Score test = evaluate(model, d, ids, d.test);
+  const Score test = evaluate(model, d, ids, d.test, par);
   fmt::print(
       "result: test accuracy {:.2f}% on {} held-out sequences ({} classes, chance {:.1f}%), "
       "loss {:.4f}, after {} epochs ({} of training)\n",
@@ -549,7 +578,7 @@ int train(int argc, char** argv) {
   // Words from the command line: after `--`, and in --words.
   std::vector<std::string> words = args.rest;
   for (std::string& w : split_commas(flags.get_string("words"))) words.push_back(std::move(w));
-  if (!words.empty()) {
+  if (!words.empty() && par.is_root()) {
     NoGradGuard no_grad;
     model.eval();
     fmt::print("\nclassified:\n");
@@ -578,7 +607,8 @@ int train(int argc, char** argv) {
       fmt::print("{}\n", line);
     }
   }
-  if (!c.plot.empty()) ex::plot_curve(c.log, c.plot, fmt::format("classify {}", d.task));
+  if (!c.plot.empty() && par.is_root())
+    ex::plot_curve(c.log, c.plot, fmt::format("classify {}", d.task));
   // a resumed run saw only the end of the curve
   if (c.smoke && c.resume.empty()) ex::check_loss_history(losses, 4, 10);
   return 0;

@@ -21,23 +21,28 @@ namespace ex {
 
 // ---- Errors and main ---------------------------------------------------------------------------
 
+ExitStatus current_exit_status() {
+  try {
+    throw;
+  } catch (const Exit& e) {
+    return {e.code, ""};
+  } catch (const UsageError& e) {
+    return {2, fmt::format("{} (see --help)", e.what())};
+  } catch (const std::exception& e) {
+    return {1, e.what()};
+  } catch (...) {
+    return {1, "unknown exception"};
+  }
+}
+
 int run_main(int argc, char** argv, int (*body)(int, char**)) {
-  auto fail = [](int code, const std::string& what) {
-    std::fflush(stdout);
-    std::fprintf(stderr, "error: %s\n", what.c_str());
-    return code;
-  };
   try {
     return body(argc, argv);
-  } catch (const Exit& e) {
-    std::fflush(stdout);
-    return e.code;
-  } catch (const UsageError& e) {
-    return fail(2, fmt::format("{} (see --help)", e.what()));
-  } catch (const std::exception& e) {
-    return fail(1, e.what());
   } catch (...) {
-    return fail(1, "unknown exception");
+    const ExitStatus s = current_exit_status();
+    std::fflush(stdout);
+    if (!s.message.empty()) std::fprintf(stderr, "error: %s\n", s.message.c_str());
+    return s.code;
   }
 }
 
@@ -336,7 +341,7 @@ Progress::Progress(std::string label, std::size_t total, std::FILE* out, double 
       total_(std::max<std::size_t>(total, 1)),
       out_(out),
       plain_every_s_(plain_every_s),
-      tty_(isatty(fileno(out)) != 0),
+      tty_(out != nullptr && isatty(fileno(out)) != 0),
       start_(std::chrono::steady_clock::now()) {
   // Plain output starts its clock now, so the first line comes after plain_every_s.
   if (!tty_) last_draw_ = 0;
@@ -359,7 +364,7 @@ std::string Progress::line(std::size_t done, double loss, std::size_t examples, 
 }
 
 void Progress::update(std::size_t done, double loss, std::size_t examples) {
-  if (finished_) return;
+  if (finished_ || !out_) return;
   const double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   if (tty_) {
     if (t - last_draw_ < 0.1 && done < total_) return;
@@ -535,7 +540,12 @@ std::map<std::string, std::string> parse_settings(const std::string& s) {
 RunState resume_run(const std::string& path, xg::nn::Module<float>& model,
                     xg::optim::Optimizer<float>& opt, xg::Generator& gen,
                     const std::string& settings) {
-  const xg::Checkpoint ck = xg::load_checkpoint(path);
+  return resume_run(xg::load_checkpoint(path), path, model, opt, gen, settings);
+}
+
+RunState resume_run(const xg::Checkpoint& ck, const std::string& path, xg::nn::Module<float>& model,
+                    xg::optim::Optimizer<float>& opt, xg::Generator& gen,
+                    const std::string& settings, bool warn) {
   RunState s;
   try {
     const std::string kind = ck.text("optimizer_kind");
@@ -553,7 +563,7 @@ RunState resume_run(const std::string& path, xg::nn::Module<float>& model,
   } catch (const std::exception& e) {
     throw std::runtime_error(fmt::format("cannot resume from {}: {}", path, e.what()));
   }
-  if (!settings.empty() && settings != s.settings) {
+  if (warn && !settings.empty() && settings != s.settings) {
     const auto was = parse_settings(s.settings), now = parse_settings(settings);
     std::vector<std::string> changed;
     for (const auto& [k, v] : now) {
@@ -573,11 +583,16 @@ RunState resume_run(const std::string& path, xg::nn::Module<float>& model,
 
 // ---- Smoke mode ---------------------------------------------------------------------------------
 
-void check_loss_history(const std::vector<double>& losses, std::size_t min_steps, std::size_t max_k) {
+void check_loss_history(const std::vector<double>& losses, std::size_t min_steps,
+                        std::size_t max_k) {
   if (losses.size() < min_steps) throw std::runtime_error("smoke: too few steps to judge the loss");
   const std::size_t k = std::min(max_k, losses.size() / 4);
-  const double first = std::accumulate(losses.begin(), losses.begin() + static_cast<std::ptrdiff_t>(k), 0.0) / static_cast<double>(k);
-  const double last = std::accumulate(losses.end() - static_cast<std::ptrdiff_t>(k), losses.end(), 0.0) / static_cast<double>(k);
+  const double first =
+      std::accumulate(losses.begin(), losses.begin() + static_cast<std::ptrdiff_t>(k), 0.0) /
+      static_cast<double>(k);
+  const double last =
+      std::accumulate(losses.end() - static_cast<std::ptrdiff_t>(k), losses.end(), 0.0) /
+      static_cast<double>(k);
   check_loss_went_down(first, last);
 }
 

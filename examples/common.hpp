@@ -45,6 +45,15 @@ struct Exit {
 /// code, anything else prints "error: <what>" and exits 1.
 int run_main(int argc, char** argv, int (*body)(int, char**));
 
+/// What run_main does with an exception: its exit code and its "error: ..." text (empty for
+/// Exit, which prints nothing).
+struct ExitStatus {
+  int code = 1;
+  std::string message;
+};
+/// The ExitStatus of the exception being handled; call it only inside a catch block.
+ExitStatus current_exit_status();
+
 // ---- Flags --------------------------------------------------------------------------------------
 
 /// A small flag parser: `--name value`, `--name=value` and `--switch`. Flags are declared with a
@@ -163,7 +172,8 @@ std::unique_ptr<xg::optim::Optimizer<float>> make_optimizer(const Common& c,
 
 /// A progress line for one epoch (or any long loop): epoch, step/total, loss, examples per second
 /// and time left. On a terminal it redraws in place (at most 10 times a second); otherwise it
-/// prints a plain line every `plain_every_s` seconds, so logs stay short.
+/// prints a plain line every `plain_every_s` seconds, so logs stay short. With `out` null it
+/// prints nothing (the ranks other than 0 of a data-parallel run).
 ///
 ///     ex::Progress bar(fmt::format("epoch {}/{}", e, epochs), steps);
 ///     for (...) { ...; bar.update(step + 1, running_loss, examples_done); }
@@ -264,6 +274,11 @@ void save_run(const std::string& path, const xg::nn::Module<float>& model,
 RunState resume_run(const std::string& path, xg::nn::Module<float>& model,
                     xg::optim::Optimizer<float>& opt, xg::Generator& gen,
                     const std::string& settings = "");
+/// The same from a checkpoint already read from `path` (Parallel::load_checkpoint sends rank 0's
+/// file to every rank); `warn` false leaves out the warning about changed settings.
+RunState resume_run(const xg::Checkpoint& ck, const std::string& path, xg::nn::Module<float>& model,
+                    xg::optim::Optimizer<float>& opt, xg::Generator& gen,
+                    const std::string& settings = "", bool warn = true);
 
 // ---- Smoke mode ---------------------------------------------------------------------------------
 
@@ -272,6 +287,7 @@ RunState resume_run(const std::string& path, xg::nn::Module<float>& model,
 void check_loss_went_down(double first, double last, double min_ratio = 0.05);
 /// The same on a whole history: the mean of the first k losses against the mean of the last k,
 /// k = min(max_k, size / 4). Needs at least `min_steps` losses.
-void check_loss_history(const std::vector<double>& losses, std::size_t min_steps, std::size_t max_k);
+void check_loss_history(const std::vector<double>& losses, std::size_t min_steps,
+                        std::size_t max_k);
 
 }  // namespace ex
