@@ -30,6 +30,7 @@
 #include <xgrad/autograd/tape.hpp>
 #include <xgrad/optim/checkpoint.hpp>
 #include <xgrad/tensor/npy.hpp>
+#include <xgrad/tensor/options.hpp>
 #include <xgrad/tensor/random.hpp>
 
 namespace xg::dist {
@@ -91,29 +92,16 @@ void broadcast_parameters(const NamedVars<T>& params, int root = 0, MPI_Comm com
 
 /// Options of DataParallel, with chained setters: `DataParallelOptions().bucket_bytes(1 << 20)`.
 struct DataParallelOptions {
-#define XG_DIST_ARG(TYPE, NAME, DEFAULT) \
- public:                                 \
-  auto& NAME(TYPE v) {                   \
-    NAME##_ = v;                         \
-    return *this;                        \
-  }                                      \
-  TYPE NAME() const {                    \
-    return NAME##_;                      \
-  }                                      \
-                                         \
- private:                                \
-  TYPE NAME##_ = DEFAULT
   /// Gradients travel in flat buckets of at most this many bytes (one MPI message each).
-  XG_DIST_ARG(std::size_t, bucket_bytes, std::size_t(8) << 20);
+  XG_OPTION(std::size_t, bucket_bytes, std::size_t(8) << 20);
   /// The rank whose initial values every rank starts from.
-  XG_DIST_ARG(int, root, 0);
+  XG_OPTION(int, root, 0);
   /// Broadcast the root's parameter values at construction.
-  XG_DIST_ARG(bool, broadcast_at_start, true);
+  XG_OPTION(bool, broadcast_at_start, true);
   /// Pipeline the buckets: MPI_Iallreduce on bucket k while bucket k+1 is packed and k-1
   /// unpacked. Off (default): one blocking MPI_Allreduce per bucket, which measured 1.2-2x
   /// faster with Open MPI 4.1 on one host (README.md). With 2 ranks the results are identical.
-  XG_DIST_ARG(bool, pipeline, false);
-#undef XG_DIST_ARG
+  XG_OPTION(bool, pipeline, false);
 };
 
 namespace detail {
