@@ -567,6 +567,10 @@ int main(int argc, char** argv) {
     auto child_setup = [threads](bench::Backend& b) {
       xg::set_blas_threads(threads);
       b.set_threads(threads);
+      // OpenBLAS's pool threads spin (sched_yield) for about 0.2 s after they were last woken,
+      // here by the thread-count change; a short config timed inside that window would be
+      // charged a second core's CPU time. Let them park first.
+      std::this_thread::sleep_for(std::chrono::milliseconds(400));
     };
 
     // -- sgemm rates on every shape the selected configs use, plus a large reference shape.

@@ -367,8 +367,6 @@ int train(ex::Parallel& par, int argc, char** argv) {
   auto opt = ex::make_optimizer(c, model.named_parameters());
   const std::vector<Var<float>> params = model.parameters();
   par.data_parallel(params);  // under MPI: rank 0's initial values on every rank
-  // Each rank draws its own dropout masks for its own streams.
-  if (!par.is_root()) model.dropout_generator().seed(c.seed + 1000 + std::uint64_t(par.rank()));
   const double clip = flags.get_double("clip");
   Generator sample_gen(c.seed + 2);  // only sampling draws from it
   std::unique_ptr<optim::Schedule<float>> schedule;
@@ -377,13 +375,18 @@ int train(ex::Parallel& par, int argc, char** argv) {
   const std::string settings = flags.settings(
       {"save", "resume", "log", "plot", "threads", "stop-after", "sample", "temperature", "prime"});
   ex::RunState st;
-  Generator unused_gen(c.seed + 1);  // training draws nothing random; save_run wants a generator
+  // Training draws only dropout masks, from the LSTM's generator: checkpoints carry its state,
+  // so a resumed run continues exactly.
+  Generator& train_gen = model.dropout_generator();
   if (!c.resume.empty()) {
-    st = ex::resume_run(par.load_checkpoint(c.resume), c.resume, model, *opt, unused_gen, settings,
+    st = ex::resume_run(par.load_checkpoint(c.resume), c.resume, model, *opt, train_gen, settings,
                         par.is_root());
     if (schedule) schedule->set_epoch(st.epoch);
     fmt::print("resumed {} at epoch {} (step {})\n", c.resume, st.epoch, st.step);
   }
+  // Under MPI each rank draws its own masks for its own streams (rank 0 keeps the saved stream).
+  if (!par.is_root())
+    train_gen.seed(c.seed + 1000 + std::uint64_t(par.rank()) + 7919 * std::uint64_t(st.step));
   st.settings = settings;
   const std::size_t stop_after = flags.get_size("stop-after");
   ex::CsvLog log(par.is_root() ? c.log : "", {"valid_bpc", "bigram_bpc"}, !c.resume.empty());
@@ -461,7 +464,7 @@ int train(ex::Parallel& par, int argc, char** argv) {
         ex::format_duration(st.seconds));
     std::fflush(stdout);
     log.row(epoch, st.step, train_bpc, {v.model, base.bigram}, st.seconds);
-    if (!c.save.empty() && par.is_root()) ex::save_run(c.save, model, *opt, unused_gen, st);
+    if (!c.save.empty() && par.is_root()) ex::save_run(c.save, model, *opt, train_gen, st);
     if (epoch == stop_after) {
       fmt::print("stopped after epoch {} (--stop-after){}\n", epoch,
                  c.save.empty() ? "" : fmt::format("; continue with --resume {}", c.save));
