@@ -131,7 +131,8 @@ class RecurrentBase : public Module<T> {
     return weights_.at(layer * num_directions() + direction);
   }
   std::size_t num_directions() const { return options.bidirectional() ? 2 : 1; }
-  /// The generator of the dropout between layers (checkpoints save its state).
+  /// The generator of the dropout between layers. Save its state() in checkpoints (the charlm
+  /// example does) for a resumed run with dropout to continue exactly.
   Generator& dropout_generator() { return dropout_gen_; }
 
  protected:
