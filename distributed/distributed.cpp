@@ -397,21 +397,7 @@ Checkpoint load_checkpoint_broadcast(const std::string& path, int root, MPI_Comm
   }
   bytes = bcast_or_throw(bytes, error, root, comm);
   // The same bytes on every rank: a malformed file throws the same IoError everywhere.
-  Checkpoint ck;
-  for (auto& [k, v] : parse_npz(bytes.data(), bytes.size(), path)) {
-    const auto slash = k.find('/');
-    const std::string head = k.substr(0, slash);
-    const std::string rest = slash == std::string::npos ? "" : k.substr(slash + 1);
-    if (head == "model")
-      ck.model.emplace(rest, v);
-    else if (head == "optim")
-      ck.optimizer.emplace(rest, v);
-    else if (head == "extra")
-      ck.extra.emplace(rest, v);
-    else
-      throw IoError(fmt::format("{}: not an xgrad checkpoint (unexpected key '{}')", path, k));
-  }
-  return ck;
+  return checkpoint_from_arrays(parse_npz(bytes.data(), bytes.size(), path), path);
 }
 
 // ---- Instantiations -----------------------------------------------------------------------------

@@ -38,17 +38,19 @@ void save_checkpoint(const std::string& path, const Checkpoint& ck) {
   save_npz(path, all);
 }
 
-Checkpoint load_checkpoint(const std::string& path) {
+Checkpoint checkpoint_from_arrays(ArrayMap arrays, const std::string& path) {
   Checkpoint ck;
-  for (auto& [k, v] : load_npz(path)) {
+  for (auto& [k, v] : arrays) {
     const auto slash = k.find('/');
     const std::string head = k.substr(0, slash), rest = slash == std::string::npos ? "" : k.substr(slash + 1);
-    if (head == "model") ck.model.emplace(rest, v);
-    else if (head == "optim") ck.optimizer.emplace(rest, v);
-    else if (head == "extra") ck.extra.emplace(rest, v);
+    if (head == "model") ck.model.emplace(rest, std::move(v));
+    else if (head == "optim") ck.optimizer.emplace(rest, std::move(v));
+    else if (head == "extra") ck.extra.emplace(rest, std::move(v));
     else throw IoError(fmt::format("{}: not an xgrad checkpoint (unexpected key '{}')", path, k));
   }
   return ck;
 }
+
+Checkpoint load_checkpoint(const std::string& path) { return checkpoint_from_arrays(load_npz(path), path); }
 
 }  // namespace xg

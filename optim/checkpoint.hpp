@@ -32,5 +32,8 @@ struct Checkpoint {
 void save_checkpoint(const std::string& path, const Checkpoint& ck);
 /// Throws IoError naming the file when it is missing, truncated or not a checkpoint.
 Checkpoint load_checkpoint(const std::string& path);
+/// The checkpoint held in arrays read from an .npz (keys "model/...", "optim/...", "extra/...");
+/// `path` names the source in errors. load_checkpoint is this on load_npz(path).
+Checkpoint checkpoint_from_arrays(ArrayMap arrays, const std::string& path);
 
 }  // namespace xg
