@@ -12,10 +12,42 @@
 namespace xg {
 
 namespace {
-template <class T>
-Array<T> eval_broadcast(std::string_view op, const Array<T>& a, const Array<T>& b, auto&& expr) {
-  Array<T> out = empty<T>(broadcast_shapes(op, a.shape(), b.shape()));
-  xt::noalias(out) = expr;
+// out = f(a, b) for equal shapes, one contiguous run at a time, reading views in place. Each
+// operand is either split into runs of the shorter run length or already has it; false (and
+// nothing written) when the two layouts do not line up.
+template <class T, class F>
+bool map2_runs(const detail::Node<T>& a, const detail::Node<T>& b, Array<T>& out, F& f) {
+  detail::Runs<T> ra = a.runs(), rb = b.runs();
+  const std::size_t cols = std::min(ra.cols, rb.cols);
+  auto split = [cols](detail::Runs<T>& r) {
+    if (r.cols == cols) return true;
+    if (r.rows != 1 || r.cols % cols != 0) return false;
+    r = detail::Runs<T>{r.data, r.cols / cols, cols, cols};
+    return true;
+  };
+  if (cols == 0 || !split(ra) || !split(rb) || ra.rows != rb.rows) return false;
+  const std::array<std::size_t, 1> shape{cols};
+  for (std::size_t i = 0; i < ra.rows; ++i) {
+    auto x = xt::adapt(ra.row(i), cols, xt::no_ownership(), shape);
+    auto y = xt::adapt(rb.row(i), cols, xt::no_ownership(), shape);
+    auto dst = xt::adapt(out.data() + i * cols, cols, xt::no_ownership(), shape);
+    xt::noalias(dst) = f(x, y);
+  }
+  return true;
+}
+
+// c = f(a, b) with NumPy broadcasting. Equal shapes with a view among them (gate slices) are
+// read in place instead of being copied out of their base first.
+template <class T, class F>
+Array<T> binary(std::string_view op, const Var<T>& a, const Var<T>& b, F f) {
+  if ((a.is_view() || b.is_view()) && a.shape() == b.shape()) {
+    Array<T> out = empty<T>(a.shape());
+    if (map2_runs(*a.node_ptr(), *b.node_ptr(), out, f)) return out;
+  }
+  const Array<T>& x = a.value();
+  const Array<T>& y = b.value();
+  Array<T> out = empty<T>(broadcast_shapes(op, x.shape(), y.shape()));
+  xt::noalias(out) = f(x, y);
   return out;
 }
 }  // namespace
@@ -25,9 +57,8 @@ Array<T> eval_broadcast(std::string_view op, const Array<T>& a, const Array<T>& 
 // c = a + b        da = g, db = g
 template <class T>
 Var<T> add(const Var<T>& a, const Var<T>& b) {
-  const auto& x = a.value();
-  const auto& y = b.value();
-  return record("add", eval_broadcast<T>("add", x, y, x + y), {a, b}, [](Backward<T>& bw) {
+  auto f = [](const auto& x, const auto& y) { return x + y; };
+  return record("add", binary<T>("add", a, b, f), {a, b}, [](Backward<T>& bw) {
     if (bw.needs(1)) bw.add(0, bw.grad());  // a copy only when both need it
     bw.add(bw.needs(1) ? 1 : 0, bw.take_grad());
   }, saves_none);
@@ -36,9 +67,8 @@ Var<T> add(const Var<T>& a, const Var<T>& b) {
 // c = a - b        da = g, db = -g
 template <class T>
 Var<T> sub(const Var<T>& a, const Var<T>& b) {
-  const auto& x = a.value();
-  const auto& y = b.value();
-  return record("sub", eval_broadcast<T>("sub", x, y, x - y), {a, b}, [](Backward<T>& bw) {
+  auto f = [](const auto& x, const auto& y) { return x - y; };
+  return record("sub", binary<T>("sub", a, b, f), {a, b}, [](Backward<T>& bw) {
     if (bw.needs(1)) bw.add(1, -bw.grad());
     bw.add(0, bw.take_grad());
   }, saves_none);
@@ -47,9 +77,8 @@ Var<T> sub(const Var<T>& a, const Var<T>& b) {
 // c = a * b        da = g b, db = g a
 template <class T>
 Var<T> mul(const Var<T>& a, const Var<T>& b) {
-  const auto& x = a.value();
-  const auto& y = b.value();
-  return record("mul", eval_broadcast<T>("mul", x, y, x * y), {a, b}, [](Backward<T>& bw) {
+  auto f = [](const auto& x, const auto& y) { return x * y; };
+  return record("mul", binary<T>("mul", a, b, f), {a, b}, [](Backward<T>& bw) {
     if (bw.needs(0)) bw.add(0, bw.grad() * bw.in(1));
     if (bw.needs(1)) bw.add(1, bw.grad() * bw.in(0));
   }, saves_inputs(0b11));
@@ -58,9 +87,8 @@ Var<T> mul(const Var<T>& a, const Var<T>& b) {
 // c = a / b        da = g / b, db = -g c / b
 template <class T>
 Var<T> div(const Var<T>& a, const Var<T>& b) {
-  const auto& x = a.value();
-  const auto& y = b.value();
-  return record("div", eval_broadcast<T>("div", x, y, x / y), {a, b}, [](Backward<T>& bw) {
+  auto f = [](const auto& x, const auto& y) { return x / y; };
+  return record("div", binary<T>("div", a, b, f), {a, b}, [](Backward<T>& bw) {
     if (bw.needs(0)) bw.add(0, bw.grad() / bw.in(1));
     if (bw.needs(1)) bw.add(1, -bw.grad() * bw.out() / bw.in(1));
   }, Saves{0b10, true});
@@ -69,9 +97,8 @@ Var<T> div(const Var<T>& a, const Var<T>& b) {
 // c = a^b          da = g b a^(b-1), db = g c ln a
 template <class T>
 Var<T> pow(const Var<T>& a, const Var<T>& b) {
-  const auto& x = a.value();
-  const auto& y = b.value();
-  return record("pow", eval_broadcast<T>("pow", x, y, xt::pow(x, y)), {a, b}, [](Backward<T>& bw) {
+  auto f = [](const auto& x, const auto& y) { return xt::pow(x, y); };
+  return record("pow", binary<T>("pow", a, b, f), {a, b}, [](Backward<T>& bw) {
     if (bw.needs(0)) bw.add(0, bw.grad() * bw.in(1) * xt::pow(bw.in(0), bw.in(1) - T(1)));
     if (bw.needs(1)) bw.add(1, bw.grad() * bw.out() * xt::log(bw.in(0)));
   });
@@ -80,9 +107,8 @@ Var<T> pow(const Var<T>& a, const Var<T>& b) {
 // c = max(a, b)    g goes to the larger; ties split it in half
 template <class T>
 Var<T> maximum(const Var<T>& a, const Var<T>& b) {
-  const auto& x = a.value();
-  const auto& y = b.value();
-  return record("maximum", eval_broadcast<T>("maximum", x, y, xt::maximum(x, y)), {a, b},
+  auto f = [](const auto& x, const auto& y) { return xt::maximum(x, y); };
+  return record("maximum", binary<T>("maximum", a, b, f), {a, b},
                 [](Backward<T>& bw) {
                   const auto& p = bw.in(0);
                   const auto& q = bw.in(1);
@@ -96,9 +122,8 @@ Var<T> maximum(const Var<T>& a, const Var<T>& b) {
 // c = min(a, b)    g goes to the smaller; ties split it in half
 template <class T>
 Var<T> minimum(const Var<T>& a, const Var<T>& b) {
-  const auto& x = a.value();
-  const auto& y = b.value();
-  return record("minimum", eval_broadcast<T>("minimum", x, y, xt::minimum(x, y)), {a, b},
+  auto f = [](const auto& x, const auto& y) { return xt::minimum(x, y); };
+  return record("minimum", binary<T>("minimum", a, b, f), {a, b},
                 [](Backward<T>& bw) {
                   const auto& p = bw.in(0);
                   const auto& q = bw.in(1);

@@ -85,6 +85,28 @@ BOOST_AUTO_TEST_CASE(views_gradcheck) {
   test::expect_gradcheck(f, {test::rnd({3, 8}, 11), test::rnd({2, 2}, 12)});
 }
 
+BOOST_AUTO_TEST_CASE(binary_ops_read_views_in_place) {
+  // Strided gate slices, a contiguous select and a dense value, combined without copies.
+  Var<double> y(Array<double>{{1, 2, 3, 4, 5, 6}, {7, 8, 9, 10, 11, 12}}, true);
+  Var<double> z(Array<double>{{{0, 0}, {0, 0}}, {{1, -1}, {2, -2}}}, true);
+  std::vector<Var<double>> g = chunk(y * 1.0, 3, -1);  // [2, 2] each: {1,2;7,8} {3,4;9,10} ...
+  Var<double> s = select(z * 1.0, 0, 1);                // {1,-1; 2,-2}
+  BOOST_TEST(g[1].is_view());
+  BOOST_TEST(s.is_view());
+  BOOST_TEST(test::close((g[1] * s).value(), Array<double>{{3, -4}, {18, -20}}));
+  BOOST_TEST(test::close((g[0] - g[2]).value(), Array<double>{{-4, -4}, {-4, -4}}));
+  BOOST_TEST(test::close(maximum(g[0], s * 4.0).value(), Array<double>{{4, 2}, {8, 8}}));
+
+  auto f = [](const std::vector<Var<double>>& in) {
+    std::vector<Var<double>> c = chunk(in[0] * 1.0, 3, -1);
+    Var<double> t = select(in[1] * 1.0, 0, 1);
+    Var<double> d = in[2];  // dense, same shape
+    return sum(c[0] * t + c[1] / (c[2] * c[2] + 2.0) - t * d + minimum(c[0], t) +
+               pow(c[1] * c[1] + 1.0, t) + (c[2] - d) * c[0]);
+  };
+  test::expect_gradcheck(f, {test::rnd({2, 6}, 21), test::rnd({3, 2, 2}, 22), test::rnd({2, 2}, 23)});
+}
+
 BOOST_AUTO_TEST_CASE(a_view_that_retains_its_gradient) {
   Var<double> x(Array<double>{1, 2, 3, 4}, true);
   Var<double> v = slice(x * 2.0, 0, 1, 2);  // [4, 6]
