@@ -99,6 +99,7 @@ BOOST_AUTO_TEST_CASE(killed_saves_never_lose_the_last_checkpoint) {
     usleep(static_cast<useconds_t>(3000 + 7919 * round % 20000));
     kill(pid, SIGKILL);
     waitpid(pid, nullptr, 0);
+    std::remove(fmt::format("{}.tmp.{}", path, pid).c_str());  // the killed save's partial file
     Checkpoint ck = load_checkpoint(path);  // must not throw
     const Array<float> w = array_cast<float>(ck.model.at("w"), "w");
     const double v = ck.scalar("version");
