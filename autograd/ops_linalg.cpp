@@ -84,8 +84,7 @@ Var<T> addmm(const Var<T>& c, const Var<T>& a, const Var<T>& b, Trans ta, Trans 
   const Shape s = matmul_shape("addmm", a.shape(), b.shape(), ta, tb);
   Array<T> y = empty<T>(s);
   if (c.shape() == s) {  // raw pointers (xarray iterators are slow steppers); a view is read in place
-    const detail::Runs<T> r = c.node_ptr()->runs();
-    for (std::size_t i = 0; i < r.rows; ++i) std::copy(r.row(i), r.row(i) + r.cols, y.data() + i * r.cols);
+    c.node_ptr()->runs().copy_to(y.data());
   } else {
     if (broadcast_shapes("addmm", c.shape(), s) != s)
       throw ShapeError(fmt::format("addmm: c {} does not broadcast to the product's shape {}",

@@ -394,9 +394,7 @@ Var<T> window_op(const char* op, const Var<T>& x, Shape s, Window w) {
   const NodePtr<T>& xn = x.node_ptr();
   if (x.is_leaf()) {
     Array<T> y = Array<T>::from_shape(s);
-    const T* src = x.value().data() + w.offset;
-    for (std::size_t r = 0; r < w.rows; ++r)
-      std::copy(src + r * w.ld, src + r * w.ld + w.cols, y.data() + r * w.cols);
+    Runs<T>{x.value().data() + w.offset, w.rows, w.cols, w.ld}.copy_to(y.data());
     return record(op, std::move(y), {x}, std::move(fn), saves_none);
   }
   NodePtr<T> base = xn;

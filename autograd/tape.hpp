@@ -82,6 +82,10 @@ struct Runs {
   const T* data;
   std::size_t rows, cols, ld;
   const T* row(std::size_t r) const { return data + r * ld; }
+  /// Copies the runs back to back into dst (rows * cols elements).
+  void copy_to(T* dst) const {
+    for (std::size_t r = 0; r < rows; ++r) std::copy(row(r), row(r) + cols, dst + r * cols);
+  }
 };
 
 template <class T>
@@ -176,9 +180,7 @@ struct Node {
   }
   void materialize() const {
     Array<T> v = Array<T>::from_shape(view_shape);
-    const Runs<T> r{base->value_.data() + window.offset, window.rows, window.cols, window.ld};
-    for (std::size_t i = 0; i < r.rows; ++i)
-      std::copy(r.row(i), r.row(i) + r.cols, v.data() + i * r.cols);
+    Runs<T>{base->value_.data() + window.offset, window.rows, window.cols, window.ld}.copy_to(v.data());
     value_ = std::move(v);
     materialized = true;
     unpin_base();  // it has its own copy now
