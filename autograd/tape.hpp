@@ -64,10 +64,14 @@ constexpr Saves saves_inputs(std::uint32_t bits) { return Saves{bits, false}; }
 
 namespace detail {
 /// An array with no elements and no allocation (a default xarray is 0-d: one allocated element).
+// GCC 12 reports a false -Wmaybe-uninitialized inside xtensor's svector when this is inlined.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 template <class T>
 Array<T> no_array() {
   return Array<T>(Shape{0});
 }
+#pragma GCC diagnostic pop
 
 /// Where a view's elements lie in its base's (row-major, contiguous) storage: `rows` runs of
 /// `cols` contiguous elements, run r starting at `offset + r * ld`. Any slice along one axis of a
@@ -100,7 +104,7 @@ struct Node {
   /// needs it whole (value()); view-aware ops read the base's storage in place (runs()).
   /// While its value may still be read, it keeps its base's value alive (a pin).
   Node(std::shared_ptr<Node> b, Shape s, Window w)
-      : value_(no_array<T>()), base(std::move(b)), view_shape(std::move(s)), window(w) {
+      : base(std::move(b)), view_shape(std::move(s)), window(w), value_(no_array<T>()) {
     ++base->engine_refs;
     ++base->pins;
     pins_base = true;

@@ -57,10 +57,15 @@ std::size_t shape_size(const Shape& s);
 inline Shape to_shape(std::initializer_list<std::size_t> dims) { return Shape(dims); }
 
 /// An uninitialised array of the given shape (the fast way to make an output buffer).
+// GCC 12 reports a false -Wmaybe-uninitialized inside xtensor's svector when this is inlined
+// with an empty (0-d) shape.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 template <class T>
 Array<T> empty(const Shape& s) {
   return Array<T>::from_shape(s);
 }
+#pragma GCC diagnostic pop
 
 /// An array of the given shape filled with `v` (much cheaper than xt::zeros on xarray).
 template <class T>
