@@ -65,13 +65,17 @@ constexpr Saves saves_inputs(std::uint32_t bits) { return Saves{bits, false}; }
 namespace detail {
 /// An array with no elements and no allocation (a default xarray is 0-d: one allocated element).
 // GCC 12 reports a false -Wmaybe-uninitialized inside xtensor's svector when this is inlined.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 template <class T>
 Array<T> no_array() {
   return Array<T>(Shape{0});
 }
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
+#endif
 
 /// Where a view's elements lie in its base's (row-major, contiguous) storage: `rows` runs of
 /// `cols` contiguous elements, run r starting at `offset + r * ld`. Any slice along one axis of a

@@ -59,13 +59,17 @@ inline Shape to_shape(std::initializer_list<std::size_t> dims) { return Shape(di
 /// An uninitialised array of the given shape (the fast way to make an output buffer).
 // GCC 12 reports a false -Wmaybe-uninitialized inside xtensor's svector when this is inlined
 // with an empty (0-d) shape.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 template <class T>
 Array<T> empty(const Shape& s) {
   return Array<T>::from_shape(s);
 }
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
+#endif
 
 /// An array of the given shape filled with `v` (much cheaper than xt::zeros on xarray).
 template <class T>
