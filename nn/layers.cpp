@@ -59,6 +59,31 @@ Dropout<T>::Dropout(double p, std::uint64_t seed) : UnaryModule<T>("Dropout"), p
 }
 
 template <class T>
+LayerNorm<T>::LayerNorm(const LayerNormOptions& o) : UnaryModule<T>("LayerNorm"), options(o) {
+  if (o.normalized_shape() == 0) throw ValueError("LayerNorm: normalized_shape must be positive");
+  if (!(o.eps() > 0) || !std::isfinite(o.eps()))
+    throw ValueError(fmt::format("LayerNorm: eps = {} must be positive and finite", o.eps()));
+  if (o.elementwise_affine()) {
+    weight = this->register_parameter("weight", full<T>(Shape{o.normalized_shape()}, T(1)));
+    bias = this->register_parameter("bias", zeros<T>(Shape{o.normalized_shape()}));
+  }
+}
+
+template <class T>
+Var<T> LayerNorm<T>::forward(const Var<T>& x) {
+  if (x.dim() == 0 || x.shape(x.dim() - 1) != options.normalized_shape())
+    throw ShapeError(fmt::format("LayerNorm: input {} must end in a dim of size normalized_shape = {}",
+                                 shape_str(x.shape()), options.normalized_shape()));
+  return layer_norm(x, weight, bias, options.eps());
+}
+
+template <class T>
+std::string LayerNorm<T>::extra_repr() const {
+  return fmt::format("({},), eps={}, elementwise_affine={}", options.normalized_shape(), options.eps(),
+                     options.elementwise_affine());
+}
+
+template <class T>
 std::shared_ptr<Module<T>> ModuleDict<T>::operator[](const std::string& name) const {
   for (const auto& [n, m] : this->named_children())
     if (n == name) return m;
@@ -93,6 +118,8 @@ template class Embedding<float>;
 template class Embedding<double>;
 template class Dropout<float>;
 template class Dropout<double>;
+template class LayerNorm<float>;
+template class LayerNorm<double>;
 template class ModuleDict<float>;
 template class ModuleDict<double>;
 

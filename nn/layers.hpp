@@ -108,6 +108,31 @@ class Sequential : public UnaryModule<T> {
   std::vector<std::shared_ptr<UnaryModule<T>>> mods_;
 };
 
+struct LayerNormOptions {
+  explicit LayerNormOptions(std::size_t normalized_shape) : normalized_shape_(normalized_shape) {}
+  /// The size of the last dim, over which each row is normalised.
+  XG_OPTION(std::size_t, normalized_shape, 0);
+  XG_OPTION(double, eps, 1e-5);
+  /// Learn a scale ("weight", starts at 1) and a shift ("bias", starts at 0).
+  XG_OPTION(bool, elementwise_affine, true);
+};
+
+/// Layer normalisation over the last dim (torch.nn.LayerNorm with one normalised dim): the
+/// layer_norm op with the module's weight and bias.
+///   y = (x - mean) / sqrt(var + eps) * weight + bias
+///     nn::LayerNorm norm(256);             // x [..., 256] -> y [..., 256]
+template <class T = float>
+class LayerNorm : public UnaryModule<T> {
+ public:
+  explicit LayerNorm(const LayerNormOptions& o);
+  explicit LayerNorm(std::size_t normalized_shape) : LayerNorm(LayerNormOptions(normalized_shape)) {}
+  /// ShapeError when x's last dim is not normalized_shape.
+  Var<T> forward(const Var<T>& x) override;
+  std::string extra_repr() const override;
+  Var<T> weight, bias;  // undefined without elementwise_affine
+  LayerNormOptions options;
+};
+
 /// Named submodules in insertion order (PyTorch's ModuleDict), so that a model made of several
 /// modules has one state_dict with dotted names ("lstm.weight_ih_l0", "head.bias") and saves,
 /// loads, prints and trains as one:

@@ -70,9 +70,12 @@ class Module {
   /// This module's options on one line, shown by printing: "in_features=4, out_features=2,
   /// bias=true" (PyTorch's extra_repr). Empty by default; each module overrides it.
   virtual std::string extra_repr() const { return {}; }
-  /// The registered submodules with their names, in registration order.
-  const std::vector<std::pair<std::string, std::shared_ptr<Module>>>& named_children() const {
-    return children_;
+  /// The registered submodules with their names, in registration order (a submodule registered
+  /// with a suffix is listed under its suffix, e.g. "_l0_reverse").
+  std::vector<std::pair<std::string, std::shared_ptr<Module>>> named_children() const {
+    std::vector<std::pair<std::string, std::shared_ptr<Module>>> out;
+    for (const auto& c : children_) out.emplace_back(c.name, c.module);
+    return out;
   }
 
  protected:

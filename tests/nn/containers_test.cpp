@@ -94,4 +94,28 @@ BOOST_AUTO_TEST_CASE(embedding_padding_idx) {
                         mentions({"Embedding", "padding_idx 5", "5 embeddings"}));
 }
 
+// torch.nn.LayerNorm(D): weight 1 and bias 0 at the start, each row normalised over the last dim.
+BOOST_AUTO_TEST_CASE(layer_norm_module) {
+  nn::LayerNorm<double> norm(nn::LayerNormOptions(4).eps(1e-5));
+  BOOST_TEST(norm.num_parameters() == 8u);
+  BOOST_TEST(norm.weight.value() == (Array<double>{1, 1, 1, 1}));
+  BOOST_TEST(norm.bias.value() == (Array<double>{0, 0, 0, 0}));
+  // row [1, 2, 3, 6]: mean 3, biased variance (4 + 1 + 0 + 9) / 4 = 3.5
+  Var<double> y = norm(Var<double>(Array<double>{{1, 2, 3, 6}}));
+  const double s = 1 / std::sqrt(3.5 + 1e-5);
+  BOOST_TEST(test::close(y.value(), Array<double>{{-2 * s, -s, 0, 3 * s}}, 1e-14, 1e-14));
+  // the affine parameters apply per feature, and the gradient reaches input, weight and bias
+  norm.weight.mutable_value() = Array<double>{1.0, 2.0, -1.0, 0.5};
+  norm.bias.mutable_value() = Array<double>{0.1, 0.0, 0.3, -0.2};
+  Var<double> x(test::rnd(Shape{3, 2, 4}, 11), true);
+  test::expect_gradcheck([&] { return sum(tanh(norm(x)) * Var<double>(test::rnd(Shape{3, 2, 4}, 12))); },
+                         test::with_params({x}, norm));
+  BOOST_CHECK_EXCEPTION(norm(Var<double>(test::rnd(Shape{2, 5}, 1))), ShapeError,
+                        mentions({"LayerNorm", "(2, 5)", "normalized_shape = 4"}));
+  nn::LayerNorm<float> plain(nn::LayerNormOptions(3).elementwise_affine(false));
+  BOOST_TEST(plain.num_parameters() == 0u);
+  BOOST_TEST(fmt::format("{}", plain) == "LayerNorm((3,), eps=1e-05, elementwise_affine=false)  # 0 parameters in total");
+  BOOST_TEST(fmt::format("{}", norm) == "LayerNorm((4,), eps=1e-05, elementwise_affine=true)  # 8 parameters in total");
+}
+
 BOOST_AUTO_TEST_SUITE_END()
