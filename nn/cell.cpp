@@ -30,6 +30,29 @@ Cell<T>::Cell(std::string name, const RNNOptions& o, std::vector<StateSpec> stat
   if (!found) throw ValueError(fmt::format("{}: the output state '{}' is not one of its states", this->name(), output));
 }
 
+namespace {
+std::string options_repr(const RNNOptions& o) {
+  std::string s = fmt::format("{}, {}", o.input_size(), o.hidden_size());
+  if (o.num_layers() != 1) s += fmt::format(", num_layers={}", o.num_layers());
+  if (!o.bias()) s += ", bias=false";
+  if (o.batch_first()) s += ", batch_first=true";
+  if (o.dropout() != 0) s += fmt::format(", dropout={}", o.dropout());
+  if (o.bidirectional()) s += ", bidirectional=true";
+  if (o.nonlinearity() == Nonlinearity::ReLU) s += ", nonlinearity=relu";
+  if (o.forget_bias()) s += fmt::format(", forget_bias={}", *o.forget_bias());
+  return s;
+}
+}  // namespace
+
+std::string recurrent_options_repr(const RNNOptions& o) { return options_repr(o); }
+
+template <class T>
+std::string Cell<T>::extra_repr() const {
+  RNNOptions o = options;  // a cell shows only its own options
+  o.num_layers(1).batch_first(false).dropout(0).bidirectional(false);
+  return options_repr(o);
+}
+
 template <class T>
 Var<T> Cell<T>::uniform_parameter(const std::string& name, const Shape& shape, Generator& gen) {
   const T k = T(1) / std::sqrt(static_cast<T>(options.hidden_size()));

@@ -85,6 +85,9 @@ class Cell : public Module<T> {
   std::size_t input_size() const { return options.input_size(); }
   std::size_t output_size() const { return states_[output_].size; }
 
+  /// "input_size, hidden_size" and the options that differ from the defaults, for printing.
+  std::string extra_repr() const override;
+
   /// The input-only part of a step, for every time step at once: [..., input_size] -> [..., P].
   virtual Var<T> project(const Var<T>& x) const { return x; }
   /// One time step: the next state from the projected input xp [B, P] and the state.

@@ -127,7 +127,7 @@ std::string count_note(std::size_t n, bool root) {
 template <class T>
 std::string repr(const Module<T>& m, bool root) {
   const std::string extra = m.extra_repr();
-  const auto& children = m.named_children();
+  const auto children = m.repr_children() ? m.named_children() : decltype(m.named_children()){};
   std::string s = m.name() + "(";
   if (children.empty()) {
     s += extra + ")";

@@ -70,6 +70,9 @@ class Module {
   /// This module's options on one line, shown by printing: "in_features=4, out_features=2,
   /// bias=true" (PyTorch's extra_repr). Empty by default; each module overrides it.
   virtual std::string extra_repr() const { return {}; }
+  /// Whether printing lists the submodules (a recurrent module's options already say what its
+  /// per-layer cells are, so it does not).
+  virtual bool repr_children() const { return true; }
   /// The registered submodules with their names, in registration order (a submodule registered
   /// with a suffix is listed under its suffix, e.g. "_l0_reverse").
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> named_children() const {

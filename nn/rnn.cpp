@@ -153,6 +153,13 @@ Recurrent<T>::Recurrent(const std::string& name, const RNNOptions& o, CellFactor
   if (name == "Recurrent") this->set_name(fmt::format("Recurrent({})", cell_name_));
 }
 
+std::string recurrent_options_repr(const RNNOptions& o);  // nn/cell.cpp
+
+template <class T>
+std::string Recurrent<T>::extra_repr() const {
+  return recurrent_options_repr(options);
+}
+
 template <class T>
 typename Recurrent<T>::Weights Recurrent<T>::weights(std::size_t layer, std::size_t direction) const {
   auto* c = dynamic_cast<const CellBase<T>*>(&cell(layer, direction));

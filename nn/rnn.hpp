@@ -149,6 +149,10 @@ class Recurrent : public Module<T> {
   /// The generator of the dropout between layers. Save its state() in checkpoints (the charlm
   /// example does) for a resumed run with dropout to continue exactly.
   Generator& dropout_generator() { return dropout_gen_; }
+  /// Printing: "16, 32, num_layers=2, bidirectional=true" like PyTorch's; the per-layer cells
+  /// are not listed.
+  std::string extra_repr() const override;
+  bool repr_children() const override { return false; }
 
  protected:
   Recurrent(const std::string& name, const RNNOptions& o, CellFactory<T> make_cell, Generator& gen);

@@ -325,4 +325,17 @@ BOOST_AUTO_TEST_CASE(errors) {
   Tape<double>::current().clear();
 }
 
+// Printing: PyTorch's one line for the recurrent modules; cells show their own options.
+BOOST_AUTO_TEST_CASE(printing) {
+  nn::LSTM<float> lstm(nn::LSTMOptions(16, 32).num_layers(2).bidirectional(true));
+  // (4*32*16 + 4*32*32 + 2*128) * 2 + (4*32*64 + 4*32*32 + 2*128) * 2
+  BOOST_TEST(nn::to_string(lstm) == "LSTM(16, 32, num_layers=2, bidirectional=true)  # 37888 parameters in total");
+  nn::Recurrent<float> mgu(nn::RNNOptions(3, 4).batch_first(true).dropout(0.25), "mgu");
+  BOOST_TEST(nn::to_string(mgu) == "Recurrent(MGUCell)(3, 4, batch_first=true, dropout=0.25)  # 64 parameters in total");
+  nn::PeepholeLSTMCell<float> cell(nn::RNNOptions(3, 4).forget_bias(1.0));  // 16*3 + 16*4 + 16 + 3*4
+  BOOST_TEST(nn::to_string(cell) == "PeepholeLSTMCell(3, 4, forget_bias=1)  # 140 parameters in total");
+  nn::RNN<float> relu(nn::RNNOptions(2, 3).nonlinearity(nn::Nonlinearity::ReLU).bias(false));
+  BOOST_TEST(fmt::format("{}", relu) == "RNN(2, 3, bias=false, nonlinearity=relu)  # 15 parameters in total");
+}
+
 BOOST_AUTO_TEST_SUITE_END()
