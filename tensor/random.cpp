@@ -44,10 +44,15 @@ void Generator::set_state(const std::string& s) {
   bool hs = false;
   std::string spare;
   is >> e >> hs >> spare;
-  if (is.fail()) throw ValueError("Generator::set_state: malformed state string");
+  char* end = nullptr;
+  const double sp = is.fail() ? 0.0 : std::strtod(spare.c_str(), &end);
+  is >> std::ws;
+  if (is.fail() || !is.eof() || end != spare.c_str() + spare.size() || !std::isfinite(sp))
+    throw ValueError(fmt::format("Generator::set_state: malformed state string '{}{}'",
+                                 s.substr(0, 40), s.size() > 40 ? "..." : ""));
   engine_ = e;
   has_spare_ = hs;
-  spare_ = std::strtod(spare.c_str(), nullptr);
+  spare_ = sp;
 }
 
 template <class T>
