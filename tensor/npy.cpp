@@ -371,7 +371,7 @@ std::string inflate_entry(Bytes src, std::size_t csize, std::size_t usize, std::
   const std::string msg = z.msg ? z.msg : "";
   inflateEnd(&z);
   if (rc == Z_DATA_ERROR) fail(label, "corrupt deflate data ({})", printable(msg));
-  if (rc == Z_BUF_ERROR && z.avail_out == 0)
+  if (rc != Z_STREAM_END && produced == usize)
     fail(label, "deflate data inflates to more than the {} bytes the directory says", usize);
   if (rc != Z_STREAM_END)
     fail(label, "deflate data ends early: {} of {} bytes inflated", produced, usize);

@@ -45,9 +45,10 @@ void Generator::set_state(const std::string& s) {
   std::string spare;
   is >> e >> hs >> spare;
   char* end = nullptr;
-  const double sp = is.fail() ? 0.0 : std::strtod(spare.c_str(), &end);
-  is >> std::ws;
-  if (is.fail() || !is.eof() || end != spare.c_str() + spare.size() || !std::isfinite(sp))
+  const bool parsed = !is.fail();
+  const double sp = parsed ? std::strtod(spare.c_str(), &end) : 0.0;
+  std::string trailing;
+  if (!parsed || (is >> trailing) || end != spare.c_str() + spare.size() || !std::isfinite(sp))
     throw ValueError(fmt::format("Generator::set_state: malformed state string '{}{}'",
                                  s.substr(0, 40), s.size() > 40 ? "..." : ""));
   engine_ = e;

@@ -36,7 +36,8 @@ struct Trained {
   std::tuple<ArrayMap, double, std::size_t> all() const { return {opt.state_dict(), opt.lr(), opt.steps()}; }
 };
 
-AnyArray num(double v) { return full<double>(Shape{}, v); }
+// One number (shape (1,): scalar restores accept any shape with one element).
+AnyArray num(double v) { return Array<double>{v}; }
 
 // Loads `bad` and checks the refusal: the message has every part and nothing changed.
 void refused(Trained& t, const ArrayMap& bad, std::initializer_list<std::string> parts) {
