@@ -1,5 +1,9 @@
 #include <algorithm>
+#include <atomic>
 #include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
 #include <cmath>
 #include <exception>
 #include <numeric>
@@ -129,6 +133,58 @@ double bcast_values(const NamedVars<T>& params, int root, MPI_Comm comm, std::si
 
 }  // namespace
 
+namespace {
+std::atomic<bool> abort_at_exit{false};
+std::terminate_handler previous_terminate = nullptr;
+
+bool mpi_running() {
+  int initialised = 0, finalised = 0;
+  MPI_Initialized(&initialised);
+  MPI_Finalized(&finalised);
+  return initialised && !finalised;
+}
+
+std::string rank_label() {
+  int r = 0, n = 1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &r);
+  MPI_Comm_size(MPI_COMM_WORLD, &n);
+  return fmt::format("rank {} of {}", r, n);
+}
+
+// The process ends after an Environment was left by an exception: the program has had its chance
+// to catch and print it; now end the job, since other ranks may wait for this one.
+void end_job_at_exit() {
+  if (!abort_at_exit || !mpi_running()) return;
+  std::fflush(stdout);
+  std::fprintf(stderr, "error: %s: ended by an error (see above); aborting the MPI job\n",
+               rank_label().c_str());
+  std::fflush(stderr);
+  MPI_Abort(MPI_COMM_WORLD, 1);
+}
+
+// An exception nobody caught: print it with the rank, then end the job.
+[[noreturn]] void terminate_with_rank() {
+  if (mpi_running()) {
+    std::string what = "terminated";
+    if (auto e = std::current_exception()) {
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& x) {
+        what = x.what();
+      } catch (...) {
+        what = "an exception that is not a std::exception";
+      }
+    }
+    std::fflush(stdout);
+    std::fprintf(stderr, "error: %s: %s\n", rank_label().c_str(), what.c_str());
+    std::fflush(stderr);
+    MPI_Abort(MPI_COMM_WORLD, 1);
+  }
+  if (previous_terminate) previous_terminate();
+  std::abort();
+}
+}  // namespace
+
 // ---- Environment ----------------------------------------------------------------------------
 
 Environment::Environment(int& argc, char**& argv, int required) {
@@ -146,6 +202,11 @@ void Environment::init(int* argc, char*** argv, int required) {
   } else {
     XG_MPI(MPI_Init_thread(argc, argv, required, &provided_));
     owns_ = true;
+    static std::once_flag once;
+    std::call_once(once, [] {
+      std::atexit(end_job_at_exit);
+      previous_terminate = std::set_terminate(terminate_with_rank);
+    });
   }
   XG_MPI(MPI_Comm_rank(MPI_COMM_WORLD, &rank_));
   XG_MPI(MPI_Comm_size(MPI_COMM_WORLD, &size_));
@@ -156,9 +217,13 @@ Environment::~Environment() {
   int finalised = 0;
   MPI_Finalized(&finalised);
   if (finalised) return;
-  // Leaving by an exception: the other ranks may be waiting in a collective for this one, and
-  // MPI_Finalize would wait for them. End the whole job instead of hanging.
-  if (std::uncaught_exceptions() > 0) MPI_Abort(MPI_COMM_WORLD, 1);
+  // Leaving by an exception: the other ranks may be waiting in a collective for this one, so
+  // MPI_Finalize could hang; but aborting here would end the job before the program can catch
+  // and print the error. Neither: the job is aborted when the process exits (end_job_at_exit).
+  if (std::uncaught_exceptions() > 0) {
+    abort_at_exit = true;
+    return;
+  }
   MPI_Finalize();
 }
 
@@ -266,16 +331,20 @@ void DataParallel<T>::pack(const detail::Bucket& b) {
   for (const auto& s : b.segments) {
     const Var<T>& p = params_[s.param].second;
     T* dst = flat_.data() + s.flat_offset;
-    if (p.has_grad())
+    if (p.has_grad() && pack_scale_ != T(1)) {
+      const T* src = p.grad().data() + s.param_offset;
+      for (std::size_t i = 0; i < s.count; ++i) dst[i] = src[i] * pack_scale_;
+    } else if (p.has_grad()) {
       std::copy_n(p.grad().data() + s.param_offset, s.count, dst);
-    else
+    } else {
       std::fill_n(dst, s.count, T(0));
+    }
   }
 }
 
 template <class T>
 void DataParallel<T>::unpack(const detail::Bucket& b) {
-  const T inv = T(1) / static_cast<T>(size_);
+  const T inv = unpack_scale_;
   for (const auto& s : b.segments) {
     if (flat_[s.param] == T(0)) continue;  // no rank has a gradient: keep none
     Var<T>& p = params_[s.param].second;
@@ -292,7 +361,38 @@ void DataParallel<T>::unpack(const detail::Bucket& b) {
 }
 
 template <class T>
+void DataParallel<T>::allreduce_gradients(std::size_t examples) {
+  // Counts of every rank: equal ones take the plain path (bit-identical to the unweighted mean).
+  std::int64_t c[3] = {static_cast<std::int64_t>(examples), -static_cast<std::int64_t>(examples), 0};
+  XG_MPI(MPI_Allreduce(MPI_IN_PLACE, c, 2, MPI_INT64_T, MPI_MAX, comm_));
+  std::int64_t total = static_cast<std::int64_t>(examples);
+  XG_MPI(MPI_Allreduce(MPI_IN_PLACE, &total, 1, MPI_INT64_T, MPI_SUM, comm_));
+  if (total == 0)
+    throw ValueError("DataParallel::allreduce_gradients: no rank has any example (the counts sum to 0)");
+  if (c[0] == -c[1]) {
+    allreduce_gradients();
+    return;
+  }
+  // grad = sum_r n_r grad_r / N: each rank scales its gradient by n_r / N before the sum.
+  pack_scale_ = static_cast<T>(static_cast<double>(examples) / static_cast<double>(total));
+  unpack_scale_ = T(1);
+  try {
+    reduce();
+  } catch (...) {
+    pack_scale_ = T(1), unpack_scale_ = T(1) / static_cast<T>(size_);
+    throw;
+  }
+  pack_scale_ = T(1), unpack_scale_ = T(1) / static_cast<T>(size_);
+}
+
+template <class T>
 void DataParallel<T>::allreduce_gradients() {
+  unpack_scale_ = T(1) / static_cast<T>(size_);
+  reduce();
+}
+
+template <class T>
+void DataParallel<T>::reduce() {
   const double t0 = MPI_Wtime();
   if (size_ == 1) {  // nothing to average with; parameters keep their own gradients
     comm_seconds_ += MPI_Wtime() - t0;
@@ -397,7 +497,7 @@ Checkpoint load_checkpoint_broadcast(const std::string& path, int root, MPI_Comm
   }
   bytes = bcast_or_throw(bytes, error, root, comm);
   // The same bytes on every rank: a malformed file throws the same IoError everywhere.
-  return checkpoint_from_arrays(parse_npz(bytes.data(), bytes.size(), path), path);
+  return parse_checkpoint(bytes.data(), bytes.size(), path);
 }
 
 // ---- Instantiations -----------------------------------------------------------------------------

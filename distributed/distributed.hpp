@@ -43,6 +43,10 @@ struct MpiError : std::runtime_error {
 /// Initialises MPI for its lifetime (MPI_Init_thread with MPI_THREAD_FUNNELED: only the thread
 /// that created it calls MPI) and finalises it at the end. When MPI is already initialised it
 /// does neither, so libraries can create one freely.
+/// Errors reach the user: when it is left by an exception it neither finalises (another rank may
+/// wait for this one) nor aborts (the program may catch and print the error); the job is
+/// aborted when the process exits, after "error: rank R of N: ..." on stderr. An exception that
+/// nobody catches is printed with its rank ("error: rank 1 of 2: <what>") before the job ends.
 ///     dist::Environment env(argc, argv);
 ///     if (env.is_root()) fmt::print("{} ranks\n", env.size());
 class Environment {
@@ -144,7 +148,15 @@ class DataParallel {
                MPI_Comm comm = MPI_COMM_WORLD);
 
   /// Replaces every gradient by its mean over the ranks. Collective: every rank must call it.
+  /// Right when every rank's gradient is a mean over the same number of examples; with uneven
+  /// shards use the overload below.
   void allreduce_gradients();
+  /// The same for uneven shards: this rank's gradient is a mean over `examples` examples (0 for
+  /// none), and every gradient becomes the mean over all ranks' examples,
+  ///   grad_p = sum_r n_r grad_p(rank r) / sum_r n_r,
+  /// so each example weighs the same. Equal counts give exactly allreduce_gradients(). Throws
+  /// ValueError on every rank when the counts sum to 0. Collective.
+  void allreduce_gradients(std::size_t examples);
   /// Copies the root's values to every rank again (after loading a checkpoint on the root only).
   void broadcast_parameters();
   /// The largest |value - root's value| over all parameters and ranks (0 when the replicas are
@@ -167,6 +179,7 @@ class DataParallel {
  private:
   void pack(const detail::Bucket& b);
   void unpack(const detail::Bucket& b);
+  void reduce();
 
   NamedVars<T> params_;
   DataParallelOptions options_;
@@ -176,6 +189,7 @@ class DataParallel {
   std::vector<detail::Bucket> buckets_;
   std::vector<T> flat_;  // one "has a gradient" flag per parameter, then the gradients
   double comm_seconds_ = 0;
+  T pack_scale_ = T(1), unpack_scale_ = T(1);  // gradients are scaled by these around the sum
 };
 
 /// Splits N examples into disjoint per-rank shards for each epoch. Every rank draws the same

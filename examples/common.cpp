@@ -422,6 +422,23 @@ CsvLog::CsvLog(const std::string& path, std::vector<std::string> metric_names, b
   }
 }
 
+void trim_csv_log(const std::string& path, std::size_t last_epoch) {
+  if (path.empty() || !std::filesystem::exists(path)) return;
+  const std::string text = xg::read_file(path);
+  std::string kept;
+  std::size_t at = 0;
+  for (bool header = true; at < text.size(); header = false) {
+    const std::size_t nl = text.find('\n', at);
+    if (nl == std::string::npos) break;  // a row cut short by a kill
+    const std::string line = text.substr(at, nl + 1 - at);
+    at = nl + 1;
+    std::size_t epoch = 0;
+    const auto [end, ec] = std::from_chars(line.data(), line.data() + line.size(), epoch);
+    if (header || (ec == std::errc() && *end == ',' && epoch <= last_epoch)) kept += line;
+  }
+  if (kept != text) xg::write_file_atomic(path, kept);
+}
+
 void CsvLog::row(std::size_t epoch, std::size_t step, double train_loss,
                  const std::vector<double>& metrics, double seconds) {
   if (!file_) return;
@@ -567,14 +584,19 @@ RunState resume_run(const xg::Checkpoint& ck, const std::string& path, xg::nn::M
     if (kind != optimizer_kind(opt))
       throw xg::ValueError(fmt::format("it was trained with --optimizer {}, this run uses {}", kind,
                                        optimizer_kind(opt)));
-    model.load_state_dict(ck.model, /*strict=*/true);
-    opt.load_state_dict(ck.optimizer);
-    gen.set_state(ck.text("rng"));
-    s.epoch = static_cast<std::size_t>(ck.scalar("epoch"));
-    s.step = static_cast<std::size_t>(ck.scalar("step"));
+    // Everything is read and validated before anything changes (model.load_state_dict is all
+    // or nothing itself), so a refused checkpoint leaves the run as it was.
+    s.epoch = static_cast<std::size_t>(ck.count("epoch"));
+    s.step = static_cast<std::size_t>(ck.count("step"));
     s.seconds = ck.scalar("seconds");
     s.best = ck.scalar("best");
     s.settings = ck.text("settings");
+    xg::Generator restored = gen;
+    restored.set_state(ck.text("rng"));
+    opt.check_state_dict(ck.optimizer);
+    model.load_state_dict(ck.model, /*strict=*/true);
+    opt.load_state_dict(ck.optimizer);
+    gen = restored;
   } catch (const std::exception& e) {
     throw std::runtime_error(fmt::format("cannot resume from {}: {}", path, e.what()));
   }

@@ -248,6 +248,11 @@ class CsvLog {
   std::shared_ptr<std::FILE> file_;
 };
 
+/// Before a resumed run appends to its CSV log: drops the rows after `last_epoch` (the
+/// checkpoint's), written by a run killed between its CSV row and its checkpoint, and a row cut
+/// short, so no epoch appears twice. Rewrites the file atomically; a missing file is left alone.
+void trim_csv_log(const std::string& path, std::size_t last_epoch);
+
 /// Plots a CsvLog file to a PNG with gnuplot (pngcairo, else png): the train loss against the
 /// epoch on the left axis (log scale), every metric on the right. Prints what it did; when
 /// gnuplot is not on PATH it says the plot was skipped. Returns whether the PNG was written.

@@ -363,6 +363,7 @@ int train(int argc, char** argv) {
   }
   st.settings = settings;
   const std::size_t stop_after = flags.get_size("stop-after");
+  if (!c.resume.empty()) ex::trim_csv_log(c.log, st.epoch);  // rows of epochs not checkpointed
   ex::CsvLog log(c.log, {"valid_char_acc", "valid_exact"}, !c.resume.empty());
 
   const std::size_t n_train = d.train, n_valid = d.size() - d.train;

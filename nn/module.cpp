@@ -1,3 +1,5 @@
+#include <cmath>
+
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -92,7 +94,16 @@ LoadReport Module<T>::load_state_dict(const ArrayMap& state, bool strict) {
       r.mismatched.push_back(fmt::format("{}: file {} vs model {}", n, shape_str(fs), shape_str(p.shape())));
       continue;
     }
-    updates.emplace_back(p, array_cast<T>(it->second, n));
+    Array<T> v = array_cast<T>(it->second, n);
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      if (std::isfinite(v.data()[i])) continue;
+      const bool overflow = std::isfinite(array_cast<double>(it->second, n).data()[i]);
+      throw ValueError(fmt::format("{}: load_state_dict: '{}' item {} is {}{}", name_, n, i, v.data()[i],
+                                   overflow ? fmt::format(" after conversion to {} (out of its range)",
+                                                          sizeof(T) == 4 ? "float32" : "float64")
+                                            : " (parameters must be finite)"));
+    }
+    updates.emplace_back(p, std::move(v));
   }
   for (auto& [k, v] : state) {
     bool known = false;
@@ -115,6 +126,10 @@ LoadReport Module<T>::load(const std::string& path, bool strict) {
     return load_state_dict(load_npz(path), strict);
   } catch (const ValueError& e) {
     throw ValueError(fmt::format("{} (file {})", e.what(), path));
+  } catch (const IoError& e) {
+    const std::string what = e.what();
+    if (what.rfind(path, 0) == 0) throw;  // the reader's errors start with the path
+    throw IoError(fmt::format("{} (file {})", what, path));
   }
 }
 

@@ -57,12 +57,15 @@ class Module {
 
   /// Parameter values by name (copies).
   ArrayMap state_dict() const;
-  /// Loads values by name. With `strict`, any missing, unexpected or mis-shaped key throws
-  /// ValueError naming them all, and nothing is changed. Float32 and float64 files both load.
+  /// Loads values by name, all or nothing. With `strict`, any missing, unexpected or mis-shaped
+  /// key throws ValueError naming them all. Always (strict or not), a NaN or Inf value, or a
+  /// value that overflows T (a float64 1e300 into a float32 model), throws ValueError naming the
+  /// key and item. Nothing is changed when it throws. Float32 and float64 files both load.
   LoadReport load_state_dict(const ArrayMap& state, bool strict = true);
   /// Saves parameters to an .npz keyed by their names (written atomically).
   void save(const std::string& path) const;
-  /// Loads an .npz written by save() or by numpy.savez(path, **torch_model.state_dict()).
+  /// Loads an .npz written by save() or by numpy.savez(path, **torch_model.state_dict())
+  /// (numpy.savez_compressed too). Every error names the file.
   LoadReport load(const std::string& path, bool strict = true);
 
   const std::string& name() const { return name_; }
@@ -129,12 +132,32 @@ std::ostream& operator<<(std::ostream& os, const Module<T>& m) {
   return os << to_string(m);
 }
 
-/// The parameters of several modules in one list, for one optimizer:
+/// Parameters with names, as named_parameters() gives them; converts to a plain list of Vars.
+template <class T>
+struct ParameterList : std::vector<std::pair<std::string, Var<T>>> {
+  std::vector<Var<T>> vars() const {
+    std::vector<Var<T>> out;
+    for (const auto& [n, p] : *this) out.push_back(p);
+    return out;
+  }
+  operator std::vector<Var<T>>() const { return vars(); }
+};
+
+/// The parameters of several modules in one list, for one optimizer, named
+/// "<module name>.<parameter>" ("LSTM.weight_ih_l0", "Linear.weight"; "Linear0.weight",
+/// "Linear1.weight" when two modules share a name), so errors name real parameters:
 /// `optim::Adam opt(nn::parameters(lstm, head), optim::AdamOptions(1e-3));`
 template <class M, class... Ms>
 auto parameters(const M& first, const Ms&... rest) {
-  auto out = first.parameters();
-  (..., [&] { for (auto& p : rest.parameters()) out.push_back(p); }());
+  using T = typename M::value_type;
+  const std::vector<const Module<T>*> mods{&first, &rest...};
+  ParameterList<T> out;
+  for (std::size_t i = 0; i < mods.size(); ++i) {
+    std::size_t same = 0;
+    for (const auto* m : mods) same += m->name() == mods[i]->name();
+    const std::string prefix = same > 1 ? mods[i]->name() + std::to_string(i) : mods[i]->name();
+    for (auto& [n, p] : mods[i]->named_parameters()) out.emplace_back(prefix + "." + n, p);
+  }
   return out;
 }
 

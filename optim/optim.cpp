@@ -3,6 +3,7 @@
 #include <limits>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <xgrad/optim/optim.hpp>
 
@@ -31,9 +32,18 @@ void check_range(const char* opt, const char* what, double v, double lo, double 
 template <class T>
 Optimizer<T>::Optimizer(NamedParams<T> params, double lr) : lr_(lr), params_(std::move(params)) {
   check_lr(lr);
-  for (auto& [n, p] : params_) {
+  if (params_.empty()) throw ValueError("optimizer: no parameters to optimize");
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    const auto& [n, p] = params_[i];
     if (!p.defined() || !p.is_leaf() || !p.requires_grad())
       throw ValueError(fmt::format("optimizer: parameter '{}' must be a leaf that requires grad", n));
+    for (std::size_t j = 0; j < i; ++j) {
+      if (params_[j].second.node_ptr() == p.node_ptr())
+        throw ValueError(fmt::format("optimizer: parameter '{}' is given twice (also as '{}')", n,
+                                     params_[j].first));
+      if (params_[j].first == n)
+        throw ValueError(fmt::format("optimizer: two parameters are named '{}'", n));
+    }
   }
   state_.resize(params_.size());
 }
@@ -76,32 +86,109 @@ ArrayMap Optimizer<T>::state_dict() const {
 }
 
 template <class T>
-void Optimizer<T>::load_state_dict(const ArrayMap& state) {
-  auto scalar = [&](const char* key) {
+typename Optimizer<T>::Loaded Optimizer<T>::prepare_state(const ArrayMap& state) const {
+  auto bad = [](const std::string& key, const std::string& what) {
+    return ValueError(fmt::format("optimizer load_state_dict: '{}' {}", key, what));
+  };
+  auto get = [&](const char* key) -> const AnyArray& {
     auto it = state.find(key);
     if (it == state.end()) throw ValueError(fmt::format("optimizer load_state_dict: no '{}' entry", key));
-    return array_cast<double>(it->second, key)();
+    return it->second;
   };
-  const double steps = scalar("step"), lr = scalar("lr");
-  std::vector<std::map<std::string, Array<T>>> loaded(params_.size());
+  Loaded out;
+  out.steps = static_cast<std::size_t>(count_of(get("step"), "optimizer load_state_dict: 'step'"));
+  out.lr = scalar_of(get("lr"), "optimizer load_state_dict: 'lr'");
+  if (!std::isfinite(out.lr) || out.lr < 0) throw bad("lr", fmt::format("= {} must be finite and >= 0", out.lr));
+  const std::optional<std::vector<std::string>> known = buffer_names();
+
+  // Checkpoints written when nn::parameters() named parameters "0", "1", ...: every key is
+  // "<index>.<buffer>" and no parameter has such a name, so they are matched by position.
+  auto all_digits = [](const std::string& t) {
+    return !t.empty() && t.size() < 10 && std::all_of(t.begin(), t.end(), [](char c) { return c >= '0' && c <= '9'; });
+  };
+  bool positional = true;
   for (auto& [key, v] : state) {
     if (key == "step" || key == "lr") continue;
-    const auto dot = key.rfind('.');
-    bool found = false;
-    for (std::size_t i = 0; dot != std::string::npos && i < params_.size(); ++i) {
-      if (key.compare(0, dot, params_[i].first) != 0 || params_[i].first.size() != dot) continue;
-      Array<T> a = array_cast<T>(v, key);
-      if (a.shape() != params_[i].second.shape())
-        throw ValueError(fmt::format("optimizer load_state_dict: '{}' has shape {} but the parameter has {}",
-                                     key, shape_str(a.shape()), shape_str(params_[i].second.shape())));
-      loaded[i][key.substr(dot + 1)] = std::move(a);
-      found = true;
-    }
-    if (!found) throw ValueError(fmt::format("optimizer load_state_dict: unexpected key '{}'", key));
+    const auto dot = key.find('.');
+    positional = positional && dot != std::string::npos && all_digits(key.substr(0, dot)) &&
+                 key.find('.', dot + 1) == std::string::npos && std::stoul(key.substr(0, dot)) < params_.size();
   }
-  state_ = std::move(loaded);
-  steps_ = static_cast<std::size_t>(steps);
-  set_lr(lr);
+  for (auto& [n, p] : params_) positional = positional && !all_digits(n);
+
+  out.state.resize(params_.size());
+  for (auto& [key, v] : state) {
+    if (key == "step" || key == "lr") continue;
+    std::size_t index = params_.size();
+    std::string buffer;
+    if (positional) {
+      const auto dot = key.find('.');
+      index = std::stoul(key.substr(0, dot));
+      buffer = key.substr(dot + 1);
+    } else {
+      for (std::size_t i = 0; i < params_.size(); ++i) {
+        const std::string& n = params_[i].first;
+        if (key.size() > n.size() + 1 && key.compare(0, n.size(), n) == 0 && key[n.size()] == '.' &&
+            (index == params_.size() || n.size() > params_[index].first.size())) {
+          index = i;
+          buffer = key.substr(n.size() + 1);
+        }
+      }
+    }
+    if (index == params_.size()) throw bad(key, "is unexpected: it names no parameter of this optimizer");
+    if (known && std::find(known->begin(), known->end(), buffer) == known->end())
+      throw bad(key, fmt::format("is unexpected: this optimizer keeps no buffer '{}'{}", buffer,
+                                 known->empty() ? " (it keeps none)"
+                                                : fmt::format(" (it keeps {})", fmt::join(*known, ", "))));
+    const Shape& want = params_[index].second.shape();
+    if (shape_of(v) != want)
+      throw bad(key, fmt::format("has shape {} but the parameter has {}", shape_str(shape_of(v)), shape_str(want)));
+    Array<T> a;
+    try {
+      a = array_cast<T>(v, key);
+    } catch (const IoError& e) {
+      throw ValueError(fmt::format("optimizer load_state_dict: {}", e.what()));
+    }
+    const T* d = a.data();
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      if (!std::isfinite(d[i]))
+        throw bad(key, fmt::format("item {} is {}{}", i, d[i],
+                                   std::isfinite(array_cast<double>(v, key).data()[i])
+                                       ? fmt::format(" as {} (out of its range)", sizeof(T) == 4 ? "float32" : "float64")
+                                       : ""));
+      if (d[i] < 0 && nonnegative_buffer(buffer))
+        throw bad(key, fmt::format("item {} is {}, but a second moment cannot be negative", i, d[i]));
+    }
+    out.state[index].emplace(buffer, std::move(a));
+  }
+  if (known && !known->empty()) {
+    bool any = false;
+    for (std::size_t i = 0; i < params_.size(); ++i) {
+      const auto& bufs = out.state[i];
+      any = any || !bufs.empty();
+      if (bufs.empty()) continue;  // a parameter that has not had a gradient yet has no state
+      for (const std::string& b : *known)
+        if (!bufs.count(b))
+          throw ValueError(fmt::format("optimizer load_state_dict: '{}.{}' is missing (the state of '{}' is incomplete)",
+                                       params_[i].first, b, params_[i].first));
+    }
+    if (!any && out.steps > 0)
+      throw ValueError(fmt::format("optimizer load_state_dict: step = {} but no buffers ({}) for any parameter",
+                                   out.steps, fmt::join(*known, ", ")));
+  }
+  return out;
+}
+
+template <class T>
+void Optimizer<T>::check_state_dict(const ArrayMap& state) const {
+  prepare_state(state);
+}
+
+template <class T>
+void Optimizer<T>::load_state_dict(const ArrayMap& state) {
+  Loaded l = prepare_state(state);
+  state_ = std::move(l.state);
+  steps_ = l.steps;
+  lr_ = l.lr;
 }
 
 // ---- SGD --------------------------------------------------------------------------------------
@@ -110,9 +197,16 @@ template <class T>
 SGD<T>::SGD(NamedParams<T> params, const SGDOptions& o) : Optimizer<T>(std::move(params), o.lr()), options(o) {
   check_range("SGD", "momentum", o.momentum(), 0.0, 1.0);
   check_range("SGD", "dampening", o.dampening(), 0.0, 1.0);
-  if (!(o.weight_decay() >= 0)) throw ValueError(fmt::format("SGD: weight_decay = {} must be >= 0", o.weight_decay()));
+  if (!(o.weight_decay() >= 0) || !std::isfinite(o.weight_decay()))
+    throw ValueError(fmt::format("SGD: weight_decay = {} must be finite and >= 0", o.weight_decay()));
   if (o.nesterov() && (o.momentum() <= 0 || o.dampening() != 0))
     throw ValueError("SGD: nesterov needs momentum > 0 and dampening = 0");
+}
+
+template <class T>
+std::optional<std::vector<std::string>> SGD<T>::buffer_names() const {
+  if (options.momentum() != 0) return std::vector<std::string>{"momentum_buffer"};
+  return std::vector<std::string>{};
 }
 
 template <class T>
@@ -143,8 +237,16 @@ template <class T>
 Adam<T>::Adam(NamedParams<T> params, const AdamOptions& o) : Optimizer<T>(std::move(params), o.lr()), options(o) {
   check_range("Adam", "beta1", o.beta1(), 0.0, 1.0 - 1e-12);
   check_range("Adam", "beta2", o.beta2(), 0.0, 1.0 - 1e-12);
-  if (!(o.eps() >= 0)) throw ValueError(fmt::format("Adam: eps = {} must be >= 0", o.eps()));
-  if (!(o.weight_decay() >= 0)) throw ValueError(fmt::format("Adam: weight_decay = {} must be >= 0", o.weight_decay()));
+  if (!(o.eps() >= 0) || !std::isfinite(o.eps()))
+    throw ValueError(fmt::format("Adam: eps = {} must be finite and >= 0", o.eps()));
+  if (!(o.weight_decay() >= 0) || !std::isfinite(o.weight_decay()))
+    throw ValueError(fmt::format("Adam: weight_decay = {} must be finite and >= 0", o.weight_decay()));
+}
+
+template <class T>
+std::optional<std::vector<std::string>> Adam<T>::buffer_names() const {
+  if (options.amsgrad()) return std::vector<std::string>{"exp_avg", "exp_avg_sq", "max_exp_avg_sq"};
+  return std::vector<std::string>{"exp_avg", "exp_avg_sq"};
 }
 
 // m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;  p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
@@ -284,6 +386,46 @@ void clip_grad_value(const std::vector<Var<T>>& params, double clip) {
 
 // ---- Schedules --------------------------------------------------------------------------------
 
+namespace {
+const AnyArray& entry(const ArrayMap& state, const char* who, const char* key) {
+  auto it = state.find(key);
+  if (it == state.end()) throw ValueError(fmt::format("{} load_state_dict: no '{}' entry", who, key));
+  return it->second;
+}
+void no_unexpected(const ArrayMap& state, const char* who, std::initializer_list<std::string_view> keys) {
+  for (auto& [k, v] : state)
+    if (std::find(keys.begin(), keys.end(), k) == keys.end())
+      throw ValueError(fmt::format("{} load_state_dict: unexpected key '{}'", who, k));
+}
+}  // namespace
+
+template <class T>
+ArrayMap Schedule<T>::state_dict() const {
+  ArrayMap m;
+  m.emplace("epoch", full<double>(Shape{}, static_cast<double>(epoch_)));
+  m.emplace("base_lr", full<double>(Shape{}, base_lr_));
+  return m;
+}
+
+template <class T>
+void Schedule<T>::load_state_dict(const ArrayMap& state) {
+  const char* who = "schedule";
+  no_unexpected(state, who, {"epoch", "base_lr"});
+  const std::size_t e = static_cast<std::size_t>(count_of(entry(state, who, "epoch"), "schedule load_state_dict: 'epoch'"));
+  const double base = scalar_of(entry(state, who, "base_lr"), "schedule load_state_dict: 'base_lr'");
+  if (!std::isfinite(base) || base < 0)
+    throw ValueError(fmt::format("schedule load_state_dict: 'base_lr' = {} must be finite and >= 0", base));
+  const double old_base = base_lr_;
+  base_lr_ = base;
+  const double lr = rate(e);
+  base_lr_ = old_base;
+  if (!std::isfinite(lr) || lr < 0)
+    throw ValueError(fmt::format("schedule load_state_dict: the rate at epoch {} would be {}", e, lr));
+  opt_.set_lr(lr);
+  base_lr_ = base;
+  epoch_ = e;
+}
+
 template <class T>
 StepLR<T>::StepLR(Optimizer<T>& opt, std::size_t step_size, double gamma)
     : Schedule<T>(opt), step_size_(step_size), gamma_(gamma) {
@@ -406,6 +548,28 @@ ReduceLROnPlateau<T>::ReduceLROnPlateau(Optimizer<T>& opt, Options o)
 }
 
 template <class T>
+ArrayMap ReduceLROnPlateau<T>::state_dict() const {
+  ArrayMap m;
+  m.emplace("best", full<double>(Shape{}, best_));
+  m.emplace("num_bad_epochs", full<double>(Shape{}, static_cast<double>(bad_)));
+  m.emplace("cooldown_left", full<double>(Shape{}, static_cast<double>(cooldown_left_)));
+  return m;
+}
+
+template <class T>
+void ReduceLROnPlateau<T>::load_state_dict(const ArrayMap& state) {
+  const char* who = "ReduceLROnPlateau";
+  no_unexpected(state, who, {"best", "num_bad_epochs", "cooldown_left"});
+  const double best = scalar_of(entry(state, who, "best"), "ReduceLROnPlateau load_state_dict: 'best'");
+  if (std::isnan(best)) throw ValueError("ReduceLROnPlateau load_state_dict: 'best' is NaN");
+  const auto bad = count_of(entry(state, who, "num_bad_epochs"), "ReduceLROnPlateau load_state_dict: 'num_bad_epochs'");
+  const auto cool = count_of(entry(state, who, "cooldown_left"), "ReduceLROnPlateau load_state_dict: 'cooldown_left'");
+  best_ = best;
+  bad_ = static_cast<std::size_t>(bad);
+  cooldown_left_ = static_cast<std::size_t>(cool);
+}
+
+template <class T>
 void ReduceLROnPlateau<T>::step(double metric) {
   if (metric < best_ * (1.0 - o_.threshold())) {
     best_ = metric;
@@ -428,6 +592,7 @@ void ReduceLROnPlateau<T>::step(double metric) {
 #define XG_INSTANTIATE(T)                                                      \
   template NamedParams<T> name_params(const std::vector<Var<T>>&);             \
   template class Optimizer<T>;                                                 \
+  template class Schedule<T>;                                                  \
   template class SGD<T>;                                                       \
   template class Adam<T>;                                                      \
   template double clip_grad_norm(const std::vector<Var<T>>&, double);          \

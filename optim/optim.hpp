@@ -6,6 +6,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -24,6 +25,8 @@ template <class T>
 NamedParams<T> name_params(const std::vector<Var<T>>& params);
 
 /// Common state: the parameters, the learning rate, per-parameter buffers, the step count.
+/// ValueError when there are no parameters, when one is given twice (or two share a name), or
+/// when one is not a leaf that requires grad.
 template <class T = float>
 class Optimizer {
  public:
@@ -44,11 +47,24 @@ class Optimizer {
 
   /// Buffers ("<param>.<buffer>"), "step" and "lr", for checkpoints; loading restores them exactly.
   ArrayMap state_dict() const;
+  /// Validates everything, then changes everything: "step" a count (whole, >= 0), "lr" finite and
+  /// >= 0, every key a known "<param>.<buffer>" of this optimizer's kind, each parameter's buffers
+  /// all there or all absent (and some present once step > 0), shapes equal to the parameters',
+  /// values finite after conversion to T, second moments >= 0. On any error it throws
+  /// ValueError naming the key and the problem, and the optimizer is exactly as it was.
+  /// Checkpoints from before nn::parameters kept names ("0.exp_avg", ...) load by position.
   void load_state_dict(const ArrayMap& state);
+  /// The validation of load_state_dict alone: throws as it would, changes nothing.
+  void check_state_dict(const ArrayMap& state) const;
 
  protected:
   /// Updates one parameter `p` from its gradient `g`; `state` holds its named buffers.
   virtual void update(Array<T>& p, const Array<T>& g, std::map<std::string, Array<T>>& state) = 0;
+  /// The buffers each parameter has after its first update, for validating a loaded state
+  /// (nullopt: not declared, any buffer names are accepted).
+  virtual std::optional<std::vector<std::string>> buffer_names() const { return std::nullopt; }
+  /// Whether a buffer must hold values >= 0 (second moments).
+  virtual bool nonnegative_buffer(const std::string&) const { return false; }
   double lr_;
   std::size_t steps_ = 0;  // completed steps (Adam's t is steps_ + 1 during an update)
 
@@ -56,6 +72,13 @@ class Optimizer {
   NamedParams<T> params_;
   std::vector<std::map<std::string, Array<T>>> state_;
   bool allow_nonfinite_ = false;
+
+  struct Loaded {
+    std::vector<std::map<std::string, Array<T>>> state;
+    std::size_t steps;
+    double lr;
+  };
+  Loaded prepare_state(const ArrayMap& state) const;
 };
 
 struct SGDOptions {
@@ -78,6 +101,7 @@ class SGD : public Optimizer<T> {
 
  protected:
   void update(Array<T>& p, const Array<T>& g, std::map<std::string, Array<T>>& state) override;
+  std::optional<std::vector<std::string>> buffer_names() const override;
 };
 
 struct AdamOptions {
@@ -102,6 +126,8 @@ class Adam : public Optimizer<T> {
 
  protected:
   void update(Array<T>& p, const Array<T>& g, std::map<std::string, Array<T>>& state) override;
+  std::optional<std::vector<std::string>> buffer_names() const override;
+  bool nonnegative_buffer(const std::string& b) const override { return b != "exp_avg"; }
 };
 
 /// AdamW: Adam with decoupled weight decay (default 1e-2, as torch.optim.AdamW).
@@ -137,6 +163,13 @@ class RMSprop : public Optimizer<T> {
 
  protected:
   void update(Array<T>& p, const Array<T>& g, std::map<std::string, Array<T>>& state) override;
+  std::optional<std::vector<std::string>> buffer_names() const override {
+    std::vector<std::string> b{"square_avg"};
+    if (options.centered()) b.push_back("grad_avg");
+    if (options.momentum() != 0) b.push_back("momentum_buffer");
+    return b;
+  }
+  bool nonnegative_buffer(const std::string& name) const override { return name == "square_avg"; }
 };
 
 struct AdagradOptions {
@@ -159,16 +192,30 @@ class Adagrad : public Optimizer<T> {
 
  protected:
   void update(Array<T>& p, const Array<T>& g, std::map<std::string, Array<T>>& state) override;
+  std::optional<std::vector<std::string>> buffer_names() const override { return std::vector<std::string>{"sum"}; }
+  bool nonnegative_buffer(const std::string& name) const override { return name == "sum"; }
 };
 
 /// Scales all gradients so that their joint L2 norm is at most max_norm (by
 /// max_norm / (norm + 1e-6), as PyTorch); returns the norm before clipping.
 template <class T>
 double clip_grad_norm(const std::vector<Var<T>>& params, double max_norm);
+template <class T>
+double clip_grad_norm(const NamedParams<T>& params, double max_norm) {
+  std::vector<Var<T>> v;
+  for (const auto& [n, p] : params) v.push_back(p);
+  return clip_grad_norm(v, max_norm);
+}
 
 /// Clamps every gradient element to [-clip, clip].
 template <class T>
 void clip_grad_value(const std::vector<Var<T>>& params, double clip);
+template <class T>
+void clip_grad_value(const NamedParams<T>& params, double clip) {
+  std::vector<Var<T>> v;
+  for (const auto& [n, p] : params) v.push_back(p);
+  clip_grad_value(v, clip);
+}
 
 // ---- Learning-rate schedules: call step() once per epoch, after optimizer.step() --------------
 
@@ -188,12 +235,19 @@ class Schedule {
   /// optimizer's state (which restores a decayed rate), set it back from the checkpoint.
   double base_lr() const { return base_lr_; }
   void set_base_lr(double lr) { base_lr_ = lr; }
-  /// For checkpoints: the epoch counter.
+  /// For checkpoints: the epoch counter (sets the optimizer's rate for that epoch).
   void set_epoch(std::size_t e) {
+    const double lr = rate(e);
+    opt_.set_lr(lr);  // throws (changing nothing) when the rate is not finite and >= 0
     epoch_ = e;
-    opt_.set_lr(rate(epoch_));
     on_step(epoch_);
   }
+  /// "epoch" and "base_lr", for checkpoints.
+  ArrayMap state_dict() const;
+  /// Restores them (and the optimizer's rate for that epoch) after validating both: the epoch a
+  /// count, base_lr finite and >= 0, and the resulting rate valid. ValueError names the key;
+  /// on error nothing changes.
+  void load_state_dict(const ArrayMap& state);
 
  protected:
   virtual double rate(std::size_t epoch) const = 0;
@@ -315,6 +369,10 @@ class ReduceLROnPlateau {
   /// Feeds this epoch's metric (lower is better).
   void step(double metric);
   std::size_t num_bad_epochs() const { return bad_; }
+  /// "best", "num_bad_epochs" and "cooldown_left", for checkpoints; loading validates all three
+  /// (best not NaN, counts whole and >= 0) before changing anything.
+  ArrayMap state_dict() const;
+  void load_state_dict(const ArrayMap& state);
 
  private:
   Optimizer<T>& opt_;

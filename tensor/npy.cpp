@@ -8,8 +8,11 @@
 //   exactly prod(shape) items, in C (row-major) or Fortran (column-major) order. numpy pads the
 //   header so the data starts at a multiple of 64 bytes, and (since 1.23) adds spare spaces after
 //   the dict so the first dim can grow in place.
+// Text: numpy str arrays ('<U<n>', n UTF-32 code units per item, trailing NULs dropped) and bytes
+//   arrays ('|S<n>'); xgrad writes text as a 0-d '<U<n>' array, which numpy.load reads as a str.
 // .npz: a zip archive with one "<key>.npy" member per array. numpy.savez stores members
-//   uncompressed (method 0) and always writes a zip64 extra field in the local headers; the
+//   uncompressed (method 0), numpy.savez_compressed deflates them (method 8, raw deflate, which
+//   zlib inflates), and both always write a zip64 extra field in the local headers; the
 //   archive itself only becomes zip64 beyond 4 GiB or 65535 members. Layout:
 //     [local header "PK\3\4" + name + extra + data]...  [central directory "PK\1\2"...]
 //     [end of central directory "PK\5\6" + comment]
@@ -19,17 +22,26 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
+#include <ctime>
 #include <bit>
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <limits>
+#include <map>
 #include <set>
 #include <type_traits>
 #include <vector>
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <fmt/format.h>
 #include <xtensor/xmanipulation.hpp>
@@ -340,10 +352,34 @@ Zip64Extra find_zip64(Bytes extra, std::size_t n) {
 }
 
 struct Entry {
-  std::string key;
-  std::uint32_t crc;
-  std::uint64_t local, begin, size;  // local header offset, data offset, data size
+  std::string key, zname;
+  std::uint32_t crc, method;
+  std::uint64_t local, begin, size, usize;  // local header offset, data offset and size, inflated size
 };
+
+// Inflates a raw deflate stream that must produce exactly `usize` bytes and use all its input.
+std::string inflate_entry(Bytes src, std::size_t csize, std::size_t usize, std::string_view label) {
+  std::string out(usize, '\0');
+  z_stream z{};
+  if (inflateInit2(&z, -MAX_WBITS) != Z_OK) fail(label, "zlib: cannot start inflating");
+  z.next_in = const_cast<Bytef*>(src);
+  z.avail_in = static_cast<uInt>(csize);
+  z.next_out = reinterpret_cast<Bytef*>(out.data());
+  z.avail_out = static_cast<uInt>(usize);
+  const int rc = inflate(&z, Z_FINISH);
+  const std::size_t produced = usize - z.avail_out, left_in = z.avail_in;
+  const std::string msg = z.msg ? z.msg : "";
+  inflateEnd(&z);
+  if (rc == Z_DATA_ERROR) fail(label, "corrupt deflate data ({})", printable(msg));
+  if (rc != Z_STREAM_END && produced == usize)
+    fail(label, "deflate data inflates to more than the {} bytes the directory says", usize);
+  if (rc != Z_STREAM_END)
+    fail(label, "deflate data ends early: {} of {} bytes inflated", produced, usize);
+  if (produced != usize || left_in != 0)
+    fail(label, "deflate data inflates to {} bytes (directory: {}) with {} bytes left over", produced,
+         usize, left_in);
+  return out;
+}
 
 }  // namespace
 
@@ -406,11 +442,53 @@ template xt::xarray<float> array_cast<float>(const AnyArray&, std::string_view);
 template xt::xarray<double> array_cast<double>(const AnyArray&, std::string_view);
 template xt::xarray<std::int64_t> array_cast<std::int64_t>(const AnyArray&, std::string_view);
 
-AnyArray parse_npy(const char* data, std::size_t size, std::string_view name) {
+double scalar_of(const AnyArray& a, std::string_view what) {
+  const std::size_t n = std::visit([](const auto& x) { return x.size(); }, a);
+  if (n != 1)
+    throw ValueError(fmt::format("{}: expected one number, found {} (shape {})", what,
+                                 n == 0 ? "an empty array" : fmt::format("{} numbers", n),
+                                 shape_str(shape_of(a))));
+  return std::visit([](const auto& x) { return static_cast<double>(*x.data()); }, a);
+}
+
+std::uint64_t count_of(const AnyArray& a, std::string_view what) {
+  const double v = scalar_of(a, what);
+  constexpr double kMax = 9007199254740992.0;  // 2^53: every count below is exact in a float64
+  if (!(v >= 0 && v <= kMax) || v != std::floor(v))
+    throw ValueError(fmt::format("{}: {} is not a count (a whole number from 0 to 2^53)", what, v));
+  return static_cast<std::uint64_t>(v);
+}
+
+namespace {
+
+// A file that is not .npy/.npz at all: say what it is when it is a PyTorch file or a pickle.
+void refuse_foreign(const char* data, std::size_t size, std::string_view name) {
+  const auto* p = reinterpret_cast<Bytes>(data);
+  constexpr std::string_view kHint =
+      "save a state_dict with numpy.savez(path, **{k: v.numpy() for k, v in "
+      "model.state_dict().items()})";
+  if (size >= kLocalLen && rd32(p) == kLocalSig) {
+    const std::string_view first(data + kLocalLen, std::min<std::size_t>(rd16(p + 26), size - kLocalLen));
+    if (first.ends_with("data.pkl") || first.ends_with(".pkl"))
+      fail(name, "this is a PyTorch file (torch.save: a zip holding the pickle '{}'), not an .npz; {}",
+           printable(first), kHint);
+  }
+  if (size >= 2 && p[0] == 0x80 && p[1] >= 2 && p[1] <= 5)
+    fail(name, "this is a Python pickle (as the old torch.save writes), not an .npy/.npz; {}", kHint);
+}
+
+struct NpyHead {
+  Header h;
+  std::size_t offset;  // where the data starts
+};
+
+NpyHead parse_head(const char* data, std::size_t size, std::string_view name) {
   const auto* p = reinterpret_cast<Bytes>(data);
   const std::string_view magic(data, std::min(size, kMagicLen));
-  if (magic != std::string_view(kMagic, magic.size()))
+  if (magic != std::string_view(kMagic, magic.size())) {
+    refuse_foreign(data, size, name);
     fail(name, "not a .npy file (wrong magic '{}', expected '\\x93NUMPY')", printable(magic));
+  }
   if (size < kMagicLen + 2) fail(name, "truncated .npy file ({} bytes, no version)", size);
   const int major = p[6], minor = p[7];
   if ((major != 1 && major != 2 && major != 3) || minor != 0)
@@ -422,7 +500,121 @@ AnyArray parse_npy(const char* data, std::size_t size, std::string_view name) {
   if (hlen > size - prefix)
     fail(name, "truncated header: header length {} but only {} bytes follow", hlen, size - prefix);
 
-  const Header h = HeaderParser({data + prefix, hlen}, name).parse();
+  return {HeaderParser({data + prefix, hlen}, name).parse(), prefix + hlen};
+}
+
+// '<U5' -> ('U', 5), '|S3' -> ('S', 3); kind 0 when the descr is not text.
+std::pair<char, std::size_t> text_descr(std::string_view d) {
+  if (d.size() < 3 || (d[1] != 'U' && d[1] != 'S') || d.size() > 12) return {0, 0};
+  if (d[0] != '<' && d[0] != '>' && d[0] != '=' && d[0] != '|') return {0, 0};
+  if (d[1] == 'U' && d[0] == '|') return {0, 0};
+  std::size_t n = 0;
+  for (char c : d.substr(2)) {
+    if (c < '0' || c > '9') return {0, 0};
+    n = n * 10 + static_cast<std::size_t>(c - '0');
+  }
+  return {d[1], n};
+}
+
+bool is_text_npy(const char* data, std::size_t size, std::string_view name) {
+  return text_descr(parse_head(data, size, name).h.descr).first != 0;
+}
+
+void append_utf8(std::string& out, std::uint32_t c) {
+  if (c < 0x80) {
+    out += static_cast<char>(c);
+  } else if (c < 0x800) {
+    out += static_cast<char>(0xc0 | c >> 6);
+    out += static_cast<char>(0x80 | (c & 0x3f));
+  } else if (c < 0x10000) {
+    out += static_cast<char>(0xe0 | c >> 12);
+    out += static_cast<char>(0x80 | (c >> 6 & 0x3f));
+    out += static_cast<char>(0x80 | (c & 0x3f));
+  } else {
+    out += static_cast<char>(0xf0 | c >> 18);
+    out += static_cast<char>(0x80 | (c >> 12 & 0x3f));
+    out += static_cast<char>(0x80 | (c >> 6 & 0x3f));
+    out += static_cast<char>(0x80 | (c & 0x3f));
+  }
+}
+
+}  // namespace
+
+std::string parse_text_npy(const char* data, std::size_t size, std::string_view name) {
+  const auto [h, offset] = parse_head(data, size, name);
+  const auto [kind, n] = text_descr(h.descr);
+  if (kind == 0) fail(name, "holds numbers ('{}'), not text", printable(h.descr));
+  if (!(h.shape.empty() || (h.shape.size() == 1 && h.shape[0] == 1)))
+    fail(name, "a text entry must hold one string, not shape {}", shape_str(Shape(h.shape.begin(), h.shape.end())));
+  const std::size_t unit = kind == 'U' ? 4 : 1, bytes = n * unit;
+  if (size - offset != bytes)
+    fail(name, "text data has {} bytes but '{}' needs {}", size - offset, printable(h.descr), bytes);
+  const auto* p = reinterpret_cast<Bytes>(data) + offset;
+  const bool big = h.descr[0] == '>' || (h.descr[0] == '=' && std::endian::native == std::endian::big);
+  std::string out;
+  std::size_t len = n;  // numpy drops trailing NULs
+  auto unit_at = [&](std::size_t i) -> std::uint32_t {
+    if (unit == 1) return p[i];
+    const Bytes q = p + 4 * i;
+    return big ? std::uint32_t(q[0]) << 24 | std::uint32_t(q[1]) << 16 | std::uint32_t(q[2]) << 8 | q[3]
+               : rd32(q);
+  };
+  while (len > 0 && unit_at(len - 1) == 0) --len;
+  for (std::size_t i = 0; i < len; ++i) {
+    const std::uint32_t c = unit_at(i);
+    if (unit == 1) {
+      out += static_cast<char>(c);
+      continue;
+    }
+    if (c > 0x10ffff || (c >= 0xd800 && c < 0xe000))
+      fail(name, "text item {} is not a Unicode code point (0x{:x})", i, c);
+    append_utf8(out, c);
+  }
+  return out;
+}
+
+std::string text_npy_bytes(std::string_view utf8) {
+  std::vector<std::uint32_t> cps;
+  for (std::size_t i = 0; i < utf8.size();) {
+    const auto b = static_cast<unsigned char>(utf8[i]);
+    const std::size_t len = b < 0x80 ? 1 : (b >> 5) == 6 ? 2 : (b >> 4) == 14 ? 3 : (b >> 3) == 30 ? 4 : 0;
+    if (len == 0 || i + len > utf8.size())
+      throw ValueError(fmt::format("text '{}' is not valid UTF-8 (byte {})", printable(utf8), i));
+    std::uint32_t c = len == 1 ? b : b & (0x7f >> len);
+    for (std::size_t k = 1; k < len; ++k) {
+      const auto cb = static_cast<unsigned char>(utf8[i + k]);
+      if ((cb & 0xc0) != 0x80)
+        throw ValueError(fmt::format("text '{}' is not valid UTF-8 (byte {})", printable(utf8), i + k));
+      c = c << 6 | (cb & 0x3f);
+    }
+    static constexpr std::uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (c < kMin[len] || c > 0x10ffff || (c >= 0xd800 && c < 0xe000))
+      throw ValueError(fmt::format("text '{}' is not valid UTF-8 (byte {})", printable(utf8), i));
+    if (c == 0) throw ValueError(fmt::format("text '{}' contains a NUL character", printable(utf8)));
+    cps.push_back(c);
+    i += len;
+  }
+  // numpy writes '' as '<U1' holding one NUL.
+  const std::size_t n = std::max<std::size_t>(cps.size(), 1);
+  std::string dict = fmt::format("{{'descr': '<U{}', 'fortran_order': False, 'shape': (), }}", n);
+  const std::size_t hlen = dict.size() + 1, pad = 64 - (10 + hlen) % 64;
+  std::string out(kMagic, kMagicLen);
+  out += '\x01';
+  out += '\0';
+  put16(out, static_cast<std::uint32_t>(hlen + pad));
+  out += dict;
+  out.append(pad, ' ');
+  out += '\n';
+  for (std::uint32_t c : cps) put32(out, c);
+  if (cps.empty()) put32(out, 0);
+  return out;
+}
+
+AnyArray parse_npy(const char* data, std::size_t size, std::string_view name) {
+  const auto* p = reinterpret_cast<Bytes>(data);
+  const auto [h, offset] = parse_head(data, size, name);
+  if (text_descr(h.descr).first != 0)
+    fail(name, "holds text (numpy '{}'), not numbers", printable(h.descr));
   const FileType t = file_type(h.descr, name);
 
   // Item count with overflow-safe multiplication; zero dims are skipped so that (0, 2**62,
@@ -440,7 +632,7 @@ AnyArray parse_npy(const char* data, std::size_t size, std::string_view name) {
       bytes *= d;
   }
   if (empty) bytes = 0;
-  const std::size_t have = size - prefix - hlen;
+  const std::size_t have = size - offset;
   if (have < bytes)
     fail(name, "data is truncated: shape {} of '{}' needs {} bytes but {} are present",
          shape_str(shape), h.descr, bytes, have);
@@ -448,7 +640,7 @@ AnyArray parse_npy(const char* data, std::size_t size, std::string_view name) {
     fail(name, "{} trailing bytes after the data (shape {} of '{}' needs {} bytes)", have - bytes,
          shape_str(shape), h.descr, bytes);
 
-  Bytes src = p + prefix + hlen;
+  Bytes src = p + offset;
   const std::size_t n = bytes / t.itemsize;
   switch (t.kind) {
     case Kind::F4:
@@ -505,8 +697,10 @@ void save_npy(const std::string& path, const AnyArray& a) {
   write_file_atomic(path, npy_bytes(a));
 }
 
-ArrayMap parse_npz(const char* data, std::size_t size, std::string_view name) {
+NpzContents parse_npz_contents(const char* data, std::size_t size, std::string_view name,
+                               std::size_t max_inflated) {
   const auto* p = reinterpret_cast<Bytes>(data);
+  refuse_foreign(data, size, name);
   // End of central directory: the last 22 bytes, or earlier when followed by a comment (< 64 KiB).
   std::size_t end = size;
   if (size >= kEndLen) {
@@ -543,6 +737,7 @@ ArrayMap parse_npz(const char* data, std::size_t size, std::string_view name) {
   std::vector<Entry> entries;
   entries.reserve(count);
   std::set<std::string, std::less<>> keys;
+  std::uint64_t inflated = 0;
   std::size_t pos = static_cast<std::size_t>(cd_off);
   const std::size_t cd_end = static_cast<std::size_t>(cd_off + cd_size);
   for (std::size_t i = 0; i < count; ++i) {
@@ -561,16 +756,18 @@ ArrayMap parse_npz(const char* data, std::size_t size, std::string_view name) {
     if (key.empty() || key.find('\0') != std::string::npos)
       fail(name, "entry {} has an invalid name '{}'", i, printable(zname));
     if (flags & 1) fail(label, "encrypted zip entries are not supported");
-    if (method == 8)
-      fail(label,
-           "compressed npz (numpy.savez_compressed) is not supported; save with numpy.savez");
-    if (method != 0)
-      fail(label, "unsupported zip compression method {} (only stored entries)", method);
+    if (method != 0 && method != 8)
+      fail(label, "unsupported zip compression method {} (only stored and deflated entries)", method);
     if (csize == kU32Max || usize == kU32Max || local == kU32Max ||
         find_zip64(c + kCentralLen + nlen, elen).present)
       fail(label, "zip64 entries are not supported");
-    if (csize != usize)
+    if (method == 0 && csize != usize)
       fail(label, "stored entry has compressed size {} but uncompressed size {}", csize, usize);
+    // deflate expands at most about 1032:1; a larger claim is a lie (or a bomb).
+    if (method == 8 && usize > 1032 * csize + 64)
+      fail(label, "deflated entry of {} bytes claims to inflate to {} bytes", csize, usize);
+    if (method == 8 && (inflated += usize) > max_inflated)
+      fail(name, "deflated entries would inflate to more than {} bytes (the limit)", max_inflated);
 
     if (local + kLocalLen > cd_off)
       fail(label, "local header offset {} lies outside the archive", local);
@@ -598,7 +795,7 @@ ArrayMap parse_npz(const char* data, std::size_t size, std::string_view name) {
       fail(label, "entry data ({} bytes at offset {}) runs past the entry area ({} bytes)", csize,
            begin, cd_off);
     if (!keys.insert(key).second) fail(name, "duplicate key '{}'", printable(key));
-    entries.push_back({std::move(key), crc, local, begin, csize});
+    entries.push_back({std::move(key), std::string(zname), crc, method, local, begin, csize, usize});
     pos += kCentralLen + nlen + elen + clen;
   }
   if (pos != cd_end)
@@ -613,16 +810,38 @@ ArrayMap parse_npz(const char* data, std::size_t size, std::string_view name) {
       fail(name, "zip entries '{}' and '{}' overlap", printable(order[i - 1]->key),
            printable(order[i]->key));
 
-  // Pass 2: CRC-32 and contents.
-  ArrayMap out;
+  // Pass 2: inflation, CRC-32 and contents.
+  NpzContents out;
   for (const auto& en : entries) {
     const std::string label = fmt::format("{}:{}", name, printable(en.key));
-    const std::uint32_t crc = crc32(p + en.begin, en.size);
+    std::string inflated_bytes;
+    const char* bytes = data + en.begin;
+    std::size_t n = en.size;
+    if (en.method == 8) {
+      inflated_bytes = inflate_entry(p + en.begin, en.size, en.usize, label);
+      bytes = inflated_bytes.data();
+      n = inflated_bytes.size();
+    }
+    const std::uint32_t crc = crc32(reinterpret_cast<Bytes>(bytes), n);
     if (crc != en.crc)
       fail(label, "CRC-32 mismatch (directory says {:08x}, data has {:08x})", en.crc, crc);
-    out.emplace(en.key, parse_npy(data + en.begin, en.size, label));
+    if (!en.zname.ends_with(".npy") &&
+        (n < kMagicLen || std::memcmp(bytes, kMagic, kMagicLen) != 0))
+      fail(name, "zip entry '{}' is not a .npy array: this zip archive is not a NumPy .npz",
+           printable(en.zname));
+    if (is_text_npy(bytes, n, label))
+      out.texts.emplace(en.key, parse_text_npy(bytes, n, label));
+    else
+      out.arrays.emplace(en.key, parse_npy(bytes, n, label));
   }
   return out;
+}
+
+ArrayMap parse_npz(const char* data, std::size_t size, std::string_view name) {
+  NpzContents c = parse_npz_contents(data, size, name);
+  if (!c.texts.empty())
+    fail(name, "entry '{}' holds text, not numbers", printable(c.texts.begin()->first));
+  return std::move(c.arrays);
 }
 
 ArrayMap load_npz(const std::string& path) {
@@ -630,7 +849,7 @@ ArrayMap load_npz(const std::string& path) {
   return parse_npz(bytes.data(), bytes.size(), path);
 }
 
-void save_npz(const std::string& path, const ArrayMap& arrays) {
+void save_npz(const std::string& path, const ArrayMap& arrays, const TextMap& texts) {
   struct Member {
     std::string name;
     std::uint32_t crc, size, offset;
@@ -645,21 +864,36 @@ void save_npz(const std::string& path, const ArrayMap& arrays) {
     put16(out, static_cast<std::uint32_t>(m.name.size()));
     put16(out, 0);
   };
-  if (arrays.size() >= 0xffff)
-    fail(path, "{} arrays are too many for a zip without zip64", arrays.size());
+  // Arrays and texts, written in key order.
+  std::map<std::string_view, std::pair<const AnyArray*, const std::string*>> all;
+  for (const auto& [key, a] : arrays) all.emplace(key, std::pair{&a, nullptr});
+  for (const auto& [key, t] : texts)
+    if (!all.emplace(key, std::pair{nullptr, &t}).second)
+      throw ValueError(fmt::format("{}: npz key '{}' is both an array and a text", path, printable(key)));
+  if (all.size() >= 0xffff)
+    fail(path, "{} arrays are too many for a zip without zip64", all.size());
   std::vector<Member> members;
   std::string out;
-  for (const auto& [key, a] : arrays) {
+  for (const auto& [key, entry] : all) {
     if (key.empty()) throw ValueError(fmt::format("{}: npz keys must be non-empty", path));
     if (key.find('\0') != std::string::npos)
       throw ValueError(
           fmt::format("{}: npz key '{}' contains a NUL character", path, printable(key)));
     if (key.size() > 0xfff0)
       throw ValueError(fmt::format("{}: npz key '{}' is too long", path, printable(key)));
-    const std::string npy = npy_bytes(a);
+    std::string npy;
+    if (entry.first) {
+      npy = npy_bytes(*entry.first);
+    } else {
+      try {
+        npy = text_npy_bytes(*entry.second);
+      } catch (const ValueError& e) {
+        throw ValueError(fmt::format("{}: text '{}': {}", path, printable(key), e.what()));
+      }
+    }
     if (out.size() + kLocalLen + key.size() + 4 + npy.size() >= kU32Max)
       fail(path, "array '{}' does not fit a zip without zip64 (4 GiB)", printable(key));
-    Member m{key + ".npy", crc32(reinterpret_cast<Bytes>(npy.data()), npy.size()),
+    Member m{std::string(key) + ".npy", crc32(reinterpret_cast<Bytes>(npy.data()), npy.size()),
              static_cast<std::uint32_t>(npy.size()), static_cast<std::uint32_t>(out.size())};
     put32(out, kLocalSig);
     put_common(out, m);
@@ -688,47 +922,129 @@ void save_npz(const std::string& path, const ArrayMap& arrays) {
   write_file_atomic(path, out);
 }
 
+namespace {
+
+// "dir/name" -> ("dir", "name"); "name" -> (".", "name").
+std::pair<std::string, std::string> split_path(const std::string& path) {
+  const auto slash = path.find_last_of('/');
+  if (slash == std::string::npos) return {".", path};
+  return {slash == 0 ? "/" : path.substr(0, slash), path.substr(slash + 1)};
+}
+
+std::uint64_t random64() {
+  std::uint64_t r = 0;
+  if (::getrandom(&r, sizeof r, GRND_NONBLOCK) != static_cast<ssize_t>(sizeof r)) {
+    static std::atomic<std::uint64_t> counter{0};  // no entropy yet: O_EXCL still keeps it safe
+    r = static_cast<std::uint64_t>(::time(nullptr)) * 0x9e3779b97f4a7c15ull ^ ++counter;
+  }
+  return r;
+}
+
+// Removes "<name>.tmp.<pid>[.<hex>]" files in `dir` whose process no longer exists: what a save
+// killed between creating and renaming its temporary file leaves behind. Files of live processes
+// (this one's other threads included) are left alone, and only plain files and links are removed.
+void remove_stale_temps(const std::string& dir, const std::string& name) {
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return;
+  const std::string prefix = name + ".tmp.";
+  while (const dirent* e = ::readdir(d)) {
+    const std::string_view f = e->d_name;
+    if (!f.starts_with(prefix)) continue;
+    std::string_view rest = f.substr(prefix.size());
+    const std::size_t digits = std::min(rest.find('.'), rest.size());
+    if (digits == 0 || digits > 9 ||
+        !std::all_of(rest.begin(), rest.begin() + static_cast<std::ptrdiff_t>(digits),
+                     [](char c) { return c >= '0' && c <= '9'; }))
+      continue;
+    const std::string_view tail = rest.substr(digits);
+    if (!tail.empty() && (tail.size() != 17 || !std::all_of(tail.begin() + 1, tail.end(), [](char c) {
+                            return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+                          })))
+      continue;
+    const pid_t pid = static_cast<pid_t>(std::stol(std::string(rest.substr(0, digits))));
+    if (pid == ::getpid() || ::kill(pid, 0) == 0 || errno != ESRCH) continue;
+    const std::string full = dir + "/" + std::string(f);
+    struct stat st;
+    if (::lstat(full.c_str(), &st) == 0 && (S_ISREG(st.st_mode) || S_ISLNK(st.st_mode)))
+      ::unlink(full.c_str());
+  }
+  ::closedir(d);
+}
+
+}  // namespace
+
 void write_file_atomic(const std::string& path, std::string_view bytes) {
-  const std::string tmp = fmt::format("{}.tmp.{}", path, ::getpid());
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) fail(path, "cannot write (creating {}: {})", tmp, std::strerror(errno));
+  const auto [dir, name] = split_path(path);
+  if (name.empty() || name == "." || name == "..") fail(path, "cannot write: not a file name");
+  // A fresh file that nobody can have planted: O_EXCL fails on any existing name (a symlink
+  // included), and the random part makes the name unpredictable.
+  std::string tmp;
+  int fd = -1;
+  for (int attempt = 0; fd < 0; ++attempt) {
+    tmp = fmt::format("{}/{}.tmp.{}.{:016x}", dir, name, ::getpid(), random64());
+    fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+    if (fd < 0 && (errno != EEXIST || attempt == 100))
+      fail(path, "cannot write (creating {}: {})", tmp, std::strerror(errno));
+  }
   int err = 0;
-  if (std::fwrite(bytes.data(), 1, bytes.size(), f) != bytes.size() || std::fflush(f) != 0 ||
-      ::fsync(::fileno(f)) != 0)
-    err = errno != 0 ? errno : EIO;
-  if (std::fclose(f) != 0 && err == 0) err = errno != 0 ? errno : EIO;
+  for (std::size_t done = 0; done < bytes.size() && err == 0;) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n > 0)
+      done += static_cast<std::size_t>(n);
+    else if (n < 0 && errno != EINTR)
+      err = errno;
+    else if (n == 0)
+      err = EIO;
+  }
+  if (err == 0 && ::fsync(fd) != 0) err = errno;
+  if (::close(fd) != 0 && err == 0) err = errno;
   if (err != 0) {
-    std::remove(tmp.c_str());
+    ::unlink(tmp.c_str());
     fail(path, "cannot write {}: {}", tmp, std::strerror(err));
   }
+  // rename replaces the name `path` itself: a symlink there is replaced, never followed.
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
     const int e = errno;
-    std::remove(tmp.c_str());
+    ::unlink(tmp.c_str());
     fail(path, "cannot rename {} over it: {}", tmp, std::strerror(e));
   }
   // Make the rename itself durable; a failure here leaves a complete file, so it is not an error.
-  const auto slash = path.find_last_of('/');
-  const std::string dir = slash == std::string::npos ? "."
-                          : slash == 0               ? "/"
-                                                     : path.substr(0, slash);
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
   }
+  remove_stale_temps(dir, name);
 }
 
-std::string read_file(const std::string& path) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) fail(path, "cannot open: {}", std::strerror(errno));
+std::string read_file(const std::string& path, std::size_t max_bytes) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) fail(path, "cannot open: {}", std::strerror(errno));
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat st;
+  if (::fstat(fd, &st) != 0) fail(path, "cannot read: {}", std::strerror(errno));
+  if (S_ISDIR(st.st_mode)) fail(path, "cannot read: it is a folder, not a file");
+  if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode))
+    fail(path, "cannot read: it is a device, not a file");
+  if (S_ISREG(st.st_mode) && static_cast<std::uint64_t>(st.st_size) > max_bytes)
+    fail(path, "the file has {} bytes, more than the limit of {}", st.st_size, max_bytes);
   std::string out;
+  if (S_ISREG(st.st_mode)) out.reserve(static_cast<std::size_t>(st.st_size));
   char buf[1 << 16];
-  std::size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
-  const bool failed = std::ferror(f) != 0;
-  const int err = errno;
-  std::fclose(f);
-  if (failed) fail(path, "cannot read: {}", std::strerror(err != 0 ? err : EIO));
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n == 0) break;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      fail(path, "cannot read: {}", std::strerror(errno));
+    }
+    if (out.size() + static_cast<std::size_t>(n) > max_bytes)
+      fail(path, "the file has more than the limit of {} bytes", max_bytes);
+    out.append(buf, static_cast<std::size_t>(n));
+  }
   return out;
 }
 

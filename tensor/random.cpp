@@ -44,10 +44,16 @@ void Generator::set_state(const std::string& s) {
   bool hs = false;
   std::string spare;
   is >> e >> hs >> spare;
-  if (is.fail()) throw ValueError("Generator::set_state: malformed state string");
+  char* end = nullptr;
+  const bool parsed = !is.fail();
+  const double sp = parsed ? std::strtod(spare.c_str(), &end) : 0.0;
+  std::string trailing;
+  if (!parsed || (is >> trailing) || end != spare.c_str() + spare.size() || !std::isfinite(sp))
+    throw ValueError(fmt::format("Generator::set_state: malformed state string '{}{}'",
+                                 s.substr(0, 40), s.size() > 40 ? "..." : ""));
   engine_ = e;
   has_spare_ = hs;
-  spare_ = std::strtod(spare.c_str(), nullptr);
+  spare_ = sp;
 }
 
 template <class T>

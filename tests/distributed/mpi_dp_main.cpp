@@ -266,6 +266,31 @@ int main(int argc, char** argv) {
     return env.size() <= 2 ? d == 0 : d < 1e-6;
   });
 
+  // Rank r holds r + 1 examples x = 10 r + 1, ..., 10 r + r + 1 and backpropagates the mean of
+  // p * x over them: the global mean weighs every example once, not every rank.
+  run.check("uneven shards weigh every example once", [&](std::string& detail) {
+    Var<double> p(zeros<double>(Shape{1}), true);
+    dist::DataParallel<double> dp(std::vector<Var<double>>{p});
+    const std::size_t n = static_cast<std::size_t>(env.rank()) + 1;
+    double want = 0, count = 0;
+    for (int r = 0; r < env.size(); ++r)
+      for (int i = 1; i <= r + 1; ++i) want += 10.0 * r + i, count += 1;
+    want /= count;
+    Array<double> x = Array<double>::from_shape({n});
+    for (std::size_t i = 0; i < n; ++i) x(i) = 10.0 * env.rank() + static_cast<double>(i + 1);
+    mean(p * Var<double>(x)).backward();
+    dp.allreduce_gradients(n);
+    const double got = p.grad()(0);
+    detail = fmt::format("gradient {} (want {})", got, want);
+    bool refused = false;  // no examples anywhere: refused on every rank
+    try {
+      dp.allreduce_gradients(0);
+    } catch (const ValueError& e) {
+      refused = std::string(e.what()).find("counts sum to 0") != std::string::npos;
+    }
+    return std::abs(got - want) < 1e-12 && refused;
+  });
+
   run.check("misuse fails on every rank, no hang", [&](std::string& detail) {
     bool missing = false, mismatch = false;
     try {  // rank 0 cannot read it: every rank gets its IoError

@@ -169,7 +169,8 @@ BOOST_AUTO_TEST_CASE(round_trips_every_dtype_and_rank) {
   save_npy(tmp / "a.npy", a);
   BOOST_TEST((load_npy(tmp / "a.npy") == a));
   BOOST_TEST(load_npy_as<float>(tmp / "a.npy") == array_cast<float>(a, "a"));
-  BOOST_TEST(!fs::exists(fmt::format("{}.tmp.{}", tmp / "a.npy", ::getpid())));
+  for (const auto& e : fs::directory_iterator(tmp.dir))  // no temporary file is left behind
+    BOOST_TEST(e.path().filename() == "a.npy");
 }
 
 // Headers are padded to 64 bytes with a trailing newline, exactly as numpy.save writes them.
@@ -308,7 +309,8 @@ BOOST_AUTO_TEST_CASE(file_errors_name_the_path) {
   // Renaming over a directory fails: the temporary must not be left behind.
   fs::create_directories(tmp / "d");
   BOOST_CHECK_EXCEPTION(save_npy(tmp / "d", AnyArray{}), IoError, says(tmp / "d", {"rename"}));
-  BOOST_TEST(!fs::exists(fmt::format("{}.tmp.{}", tmp / "d", ::getpid())));
+  for (const auto& e : fs::directory_iterator(tmp.dir))  // the temporary is not left behind
+    BOOST_TEST(e.path().filename() == "d");
   write_file_atomic(tmp / "over", "old contents");
   write_file_atomic(tmp / "over", "new");
   BOOST_TEST(read_file(tmp / "over") == "new");
@@ -384,7 +386,7 @@ BOOST_AUTO_TEST_CASE(npy_errors) {
   BOOST_CHECK_EXCEPTION(parse(npy_file(dict("|f4", "(6,)"), d24)), IoError,
                         says("t.npy", {"unsupported dtype '|f4'"}));
   BOOST_CHECK_EXCEPTION(parse(npy_file(dict("<U3", "(2,)"), d24)), IoError,
-                        says("t.npy", {"unsupported dtype '<U3'"}));
+                        says("t.npy", {"holds text (numpy '<U3'), not numbers"}));
   BOOST_CHECK_EXCEPTION(
       parse(npy_file("{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (6,)}", d24)),
       IoError, says("t.npy", {"unsupported dtype", "[('a'"}));
@@ -427,10 +429,8 @@ BOOST_AUTO_TEST_CASE(npz_errors) {
   const std::size_t w_local = l.local[1], w_central = l.central[1];
   const std::size_t w_data = w_local + 30 + 5;
 
-  BOOST_CHECK_EXCEPTION(
-      load_npz(kFixtures + "savez_compressed.npz"), IoError,
-      says(kFixtures + "savez_compressed.npz:a",
-           {"compressed npz (numpy.savez_compressed) is not supported; save with numpy.savez"}));
+  BOOST_TEST((as<double>(load_npz(kFixtures + "savez_compressed.npz").at("a")) ==
+              Array<double>{0, 1, 2, 3}));  // numpy.savez_compressed: deflated entries
   BOOST_CHECK_EXCEPTION(parse_z(""), IoError, says("t.npz", {"no zip end-of-central-directory"}));
   BOOST_CHECK_EXCEPTION(parse_z(good.substr(0, good.size() - 1)), IoError,
                         says("t.npz", {"end-of-central-directory"}));
@@ -475,7 +475,7 @@ BOOST_AUTO_TEST_CASE(npz_errors) {
   BOOST_CHECK_EXCEPTION(parse_z(z), IoError, says("t.npz:w", {"local header name 'v.npy'"}));
   z = good;  // method 8 in the directory only
   z[w_central + 10] = 8;
-  BOOST_CHECK_EXCEPTION(parse_z(z), IoError, says("t.npz:w", {"numpy.savez_compressed"}));
+  BOOST_CHECK_EXCEPTION(parse_z(z), IoError, says("t.npz:w", {"local header method differs"}));
   z[w_central + 10] = 12;
   BOOST_CHECK_EXCEPTION(parse_z(z), IoError, says("t.npz:w", {"compression method 12"}));
   z = good;
