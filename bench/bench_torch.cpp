@@ -1,6 +1,7 @@
 // The LibTorch side of bench_rnn: the same workloads with torch::nn::LSTM (GRU, RNN; the peephole
-// cell written with torch ops in a C++ loop), torch::nn::Linear and torch::optim::Adam. The only translation unit that includes torch headers (they are slow to
-// compile); built only when CMake finds Torch and XGRAD_BENCH_TORCH is ON.
+// cell written with torch ops in a C++ loop), torch::nn::Linear and torch::optim::Adam. The only
+// translation unit that includes torch headers (they are slow to compile); built only when CMake
+// finds Torch and XGRAD_BENCH_TORCH is ON.
 #include <ATen/Parallel.h>
 #include <torch/nn/functional/loss.h>
 #include <torch/nn/modules/linear.h>
