@@ -64,12 +64,15 @@ torch::Tensor peephole_forward(const std::vector<PeepholeLayer>& layers, torch::
   for (std::size_t l = 0; l < layers.size(); ++l) {
     const PeepholeLayer& p = layers[l];
     const int64_t H = p.w_hh.size(1);
-    torch::Tensor xp = torch::addmm(p.b, x.reshape({T * B, x.size(2)}), p.w_ih.t()).view({T, B, 4 * H});
+    // unbind, not xp[t]: the backward of T selects would zero-fill T full-size [T, B, 4H]
+    // gradients; PyTorch's own custom-cell benchmarks unbind the same way.
+    std::vector<torch::Tensor> xp =
+        torch::addmm(p.b, x.reshape({T * B, x.size(2)}), p.w_ih.t()).view({T, B, 4 * H}).unbind(0);
     h = torch::zeros({B, H}, torch::kFloat32);
     torch::Tensor c = torch::zeros({B, H}, torch::kFloat32);
     std::vector<torch::Tensor> hs;
     for (int64_t t = 0; t < T; ++t) {
-      std::vector<torch::Tensor> g = torch::addmm(xp[t], h, p.w_hh.t()).chunk(4, 1);
+      std::vector<torch::Tensor> g = torch::addmm(xp[static_cast<std::size_t>(t)], h, p.w_hh.t()).chunk(4, 1);
       torch::Tensor input_gate = torch::sigmoid(g[0] + p.p_i * c);
       torch::Tensor forget_gate = torch::sigmoid(g[1] + p.p_f * c);
       c = forget_gate * c + input_gate * torch::tanh(g[2]);
