@@ -16,17 +16,29 @@
 
 namespace bench {
 
-/// One benchmark configuration: LSTM(I -> H, L layers) over [T, B, I] (sequence first, float32),
-/// then Linear(H -> C) on the last step's output, MSE against a [B, C] target, Adam(lr 1e-3).
+/// One benchmark configuration: a recurrent network (I -> H, L layers) over [T, B, I] (sequence
+/// first, float32), then Linear(H -> C) on the last step's output, MSE against a [B, C] target,
+/// Adam(lr 1e-3). The cell is one of:
+///   lstm       xgrad nn::LSTM                         LibTorch torch::nn::LSTM
+///   user_lstm  a user's LSTM cell (bench/user_lstm.hpp) through nn::Recurrent; no LibTorch side
+///              (its reference is xgrad's nn::LSTM row)
+///   peephole   nn::PeepholeLSTMCell through nn::Recurrent; LibTorch: the same cell in torch ops,
+///              timed in a C++ loop
+///   gru, rnn   xgrad nn::GRU, nn::RNN (tanh)              LibTorch torch::nn::GRU, torch::nn::RNN
 struct Workload {
   std::string name;
   int B = 1, T = 1, I = 1, H = 1, L = 1, C = 10;
+  std::string cell = "lstm";
+  /// Gate blocks of the recurrent weights: 4 for the LSTMs, 3 for GRU, 1 for RNN.
+  int gates() const { return cell == "gru" ? 3 : cell == "rnn" ? 1 : 4; }
 };
 
 /// Inputs and initial parameters, generated once by the harness so that both sides start from
 /// the same numbers (their losses must then agree, which checks that they do the same work).
-/// Parameter names and layouts are PyTorch's: weight_ih_l{k} [4H, in], weight_hh_l{k} [4H, H],
-/// bias_ih_l{k} [4H], bias_hh_l{k} [4H], then head.weight [C, H] and head.bias [C].
+/// Parameter names and layouts are PyTorch's: weight_ih_l{k} [G*H, in], weight_hh_l{k} [G*H, H],
+/// bias_ih_l{k} [G*H], bias_hh_l{k} [G*H] (G = Workload::gates()), then head.weight [C, H] and
+/// head.bias [C]. user_lstm and peephole have one bias, bias_l{k} [4H], and peephole adds
+/// peephole_i_l{k}, peephole_f_l{k}, peephole_o_l{k} [H].
 struct InitData {
   std::vector<float> x;  // [T, B, I]
   std::vector<float> y;  // [B, C]
@@ -65,6 +77,8 @@ class Backend {
   /// Intra-op threads (and inter-op where the side has them). OpenBLAS, which both sides use
   /// for sgemm, is set by the harness (xg::set_blas_threads) in every child.
   virtual void set_threads(int n) = 0;
+  /// Whether this side has the workload's cell.
+  virtual bool has_cell(const std::string& cell) const = 0;
   /// A tiny training run through the same code paths (faults in code pages, starts thread pools)
   /// so that the peak-memory growth measured afterwards counts data, not code.
   virtual void prime() = 0;

@@ -1,8 +1,11 @@
 // bench_rnn: CPU training and inference speed of an LSTM + Linear head, xgrad against LibTorch,
-// measured side by side in one invocation, with a GEMM lower bound from the same machine.
+// measured side by side in one invocation, with a GEMM lower bound from the same machine. With
+// --cells, other recurrent cells too (see bench_backend.hpp's Workload): a user-written LSTM cell
+// against nn::LSTM, the peephole LSTM against the same cell in LibTorch ops, GRU and RNN.
 //
-//   bench_rnn [--configs S,M,M2,L] [--steps N] [--warmup N] [--threads 1[,2..]] [--rounds N]
-//             [--csv FILE] [--quick] [--only xgrad|torch] [--no-fork] [--profile] [--chain N]
+//   bench_rnn [--configs S,M,M2,L] [--cells lstm,user_lstm,peephole,gru,rnn] [--steps N] [--warmup N]
+//             [--threads 1[,2..]] [--rounds N] [--csv FILE] [--quick] [--only xgrad|torch] [--no-fork]
+//             [--profile] [--chain N]
 //
 // What is timed, per config (B, T, I, H, L):
 //   step     opt.zero_grad(); y = head(lstm(x)[T-1]); loss = mse(y, target); loss.backward(); opt.step()
@@ -54,6 +57,7 @@
 #include <xgrad/xgrad.hpp>
 
 #include "bench_backend.hpp"
+#include "user_lstm.hpp"
 
 // OpenBLAS's own API (declared here: <cblas.h> clashes with xtensor-blas headers).
 extern "C" char* openblas_get_corename(void);
@@ -95,9 +99,13 @@ const std::vector<ConfigDefaults>& all_configs() {
 }
 
 // Same numbers on both sides: x, target ~ N(0, 1); every parameter ~ U(-1/sqrt(H), 1/sqrt(H)),
-// which is both libraries' default distribution for LSTM and (with fan_in = H) for the head.
+// which is both libraries' default distribution for recurrent layers and (with fan_in = H) for the
+// head. The LSTM's numbers do not depend on the cell dimension (the README's rows keep their
+// meaning). user_lstm and peephole start from the LSTM's numbers with bias_ih + bias_hh as their
+// one bias, so user_lstm's loss equals nn::LSTM's; peephole then draws its peephole weights.
 bench::InitData make_data(const bench::Workload& w) {
-  std::mt19937_64 eng(std::hash<std::string>{}(w.name) ^ 0x5eedULL);
+  std::mt19937_64 eng(std::hash<std::string>{}(w.name + (w.cell == "gru" || w.cell == "rnn" ? w.cell : "")) ^
+                      0x5eedULL);
   std::normal_distribution<float> normal(0.f, 1.f);
   const float k = 1.f / std::sqrt(static_cast<float>(w.H));
   std::uniform_real_distribution<float> uni(-k, k);
@@ -108,19 +116,29 @@ bench::InitData make_data(const bench::Workload& w) {
   };
   const auto T = static_cast<std::size_t>(w.T), B = static_cast<std::size_t>(w.B);
   const auto I = static_cast<std::size_t>(w.I), H = static_cast<std::size_t>(w.H);
-  const auto C = static_cast<std::size_t>(w.C);
+  const auto C = static_cast<std::size_t>(w.C), G = static_cast<std::size_t>(w.gates());
+  const bool one_bias = w.cell == "user_lstm" || w.cell == "peephole";
   bench::InitData d;
   d.x = fill(T * B * I, normal);
   d.y = fill(B * C, normal);
   for (int l = 0; l < w.L; ++l) {
     const std::size_t in = l == 0 ? I : H;
-    d.params.emplace_back(fmt::format("weight_ih_l{}", l), fill(4 * H * in, uni));
-    d.params.emplace_back(fmt::format("weight_hh_l{}", l), fill(4 * H * H, uni));
-    d.params.emplace_back(fmt::format("bias_ih_l{}", l), fill(4 * H, uni));
-    d.params.emplace_back(fmt::format("bias_hh_l{}", l), fill(4 * H, uni));
+    d.params.emplace_back(fmt::format("weight_ih_l{}", l), fill(G * H * in, uni));
+    d.params.emplace_back(fmt::format("weight_hh_l{}", l), fill(G * H * H, uni));
+    std::vector<float> b_ih = fill(G * H, uni), b_hh = fill(G * H, uni);
+    if (one_bias) {
+      for (std::size_t i = 0; i < b_ih.size(); ++i) b_ih[i] += b_hh[i];
+      d.params.emplace_back(fmt::format("bias_l{}", l), std::move(b_ih));
+    } else {
+      d.params.emplace_back(fmt::format("bias_ih_l{}", l), std::move(b_ih));
+      d.params.emplace_back(fmt::format("bias_hh_l{}", l), std::move(b_hh));
+    }
   }
   d.params.emplace_back("head.weight", fill(C * H, uni));
   d.params.emplace_back("head.bias", fill(C, uni));
+  if (w.cell == "peephole")
+    for (int l = 0; l < w.L; ++l)
+      for (const char* g : {"i", "f", "o"}) d.params.emplace_back(fmt::format("peephole_{}_l{}", g, l), fill(H, uni));
   return d;
 }
 
@@ -131,6 +149,9 @@ class XgradBackend final : public bench::Backend {
   std::string name() const override { return "xgrad"; }
   std::string version() const override { return "0.1.0"; }
   void set_threads(int) override {}  // xgrad's only threads are OpenBLAS's (set by the harness)
+  bool has_cell(const std::string& cell) const override {
+    return cell == "lstm" || cell == "user_lstm" || cell == "peephole" || cell == "gru" || cell == "rnn";
+  }
 
   void prime() override {
     bench::Workload w{"prime", 2, 3, 4, 4, 1, 2};
@@ -148,7 +169,15 @@ class XgradBackend final : public bench::Backend {
     const auto T = static_cast<std::size_t>(w.T), B = static_cast<std::size_t>(w.B);
     const auto I = static_cast<std::size_t>(w.I), H = static_cast<std::size_t>(w.H);
     const auto C = static_cast<std::size_t>(w.C);
-    nn::LSTM<float> lstm(nn::LSTMOptions(I, H).num_layers(static_cast<std::size_t>(w.L)));
+    const nn::RNNOptions o = nn::RNNOptions(I, H).num_layers(static_cast<std::size_t>(w.L));
+    std::unique_ptr<nn::Recurrent<float>> net;
+    if (w.cell == "lstm") net = std::make_unique<nn::LSTM<float>>(o);
+    else if (w.cell == "gru") net = std::make_unique<nn::GRU<float>>(o);
+    else if (w.cell == "rnn") net = std::make_unique<nn::RNN<float>>(o);
+    else if (w.cell == "user_lstm") net = std::make_unique<nn::Recurrent<float>>(o, nn::cell_factory<bench::UserLSTM<float>>());
+    else if (w.cell == "peephole")
+      net = std::make_unique<nn::Recurrent<float>>(o, nn::cell_factory<nn::PeepholeLSTMCell<float>>());
+    else throw std::runtime_error("xgrad: no cell " + w.cell);
     nn::Linear<float> head(H, C);
     auto load = [&](const std::string& prefix, const nn::Module<float>& m) {
       for (auto [n, p] : m.named_parameters()) {
@@ -159,9 +188,9 @@ class XgradBackend final : public bench::Backend {
         std::copy(v->begin(), v->end(), a.data());
       }
     };
-    load("", lstm);
+    load("", *net);
     load("head.", head);
-    optim::Adam<float> opt(nn::parameters(lstm, head), optim::AdamOptions(1e-3));
+    optim::Adam<float> opt(nn::parameters(*net, head), optim::AdamOptions(1e-3));
 
     Array<float> xa = empty<float>(Shape{T, B, I});
     std::copy(d.x.begin(), d.x.end(), xa.data());
@@ -171,7 +200,7 @@ class XgradBackend final : public bench::Backend {
 
     auto step = [&] {
       opt.zero_grad();
-      nn::RNNOutput<float> out = lstm.forward(x);         // [T, B, H]
+      nn::RNNOutput<float> out = net->forward(x);            // [T, B, H]
       Var<float> pred = head(select(out.output, 0, T - 1));  // [B, C]
       Var<float> loss = mse_loss(pred, y);
       loss.backward();
@@ -193,7 +222,7 @@ class XgradBackend final : public bench::Backend {
     NoGradGuard ng;
     volatile float sink = 0;
     auto forward = [&] {
-      nn::RNNOutput<float> out = lstm.forward(x);
+      nn::RNNOutput<float> out = net->forward(x);
       Var<float> pred = head(select(out.output, 0, T - 1));
       sink = *pred.value().data();
     };
@@ -239,23 +268,23 @@ struct Gemm {
 };
 
 // The GEMMs of one training step, in xgrad's row-major conventions (LibTorch's are the same
-// products). Forward: xp = X W_ih^T (all steps at once), gates_t += h W_hh^T (T times), head.
+// products), with G = 4 gate blocks for the LSTMs, 3 for GRU and 1 for RNN. Forward: xp = X W_ih^T (all steps at once), gates_t += h W_hh^T (T times), head.
 // Backward: dW_ih = dXp^T X, dX = dXp W_ih (layers > 0 only), dW_hh += dG_t^T h, dh = dG_t W_hh,
 // head dW and dx.
 std::vector<Gemm> step_gemms(const bench::Workload& w) {
   const auto T = std::size_t(w.T), B = std::size_t(w.B), I = std::size_t(w.I);
-  const auto H = std::size_t(w.H), C = std::size_t(w.C);
+  const auto H = std::size_t(w.H), C = std::size_t(w.C), G = std::size_t(w.gates());
   const double t = double(T);
   std::vector<Gemm> g;
   for (int l = 0; l < w.L; ++l) {
     const std::size_t in = l == 0 ? I : H;
     const std::string sfx = fmt::format(" l{}", l);
-    g.push_back({"fwd input proj" + sfx, T * B, 4 * H, in, false, true, 1, true});
-    g.push_back({"fwd recurrent" + sfx, B, 4 * H, H, false, true, t, true});
-    g.push_back({"bwd dW_ih" + sfx, 4 * H, in, T * B, true, false, 1, false});
-    if (l > 0) g.push_back({"bwd dX" + sfx, T * B, in, 4 * H, false, false, 1, false});
-    g.push_back({"bwd dW_hh" + sfx, 4 * H, H, B, true, false, t, false});
-    g.push_back({"bwd dh" + sfx, B, H, 4 * H, false, false, t, false});
+    g.push_back({"fwd input proj" + sfx, T * B, G * H, in, false, true, 1, true});
+    g.push_back({"fwd recurrent" + sfx, B, G * H, H, false, true, t, true});
+    g.push_back({"bwd dW_ih" + sfx, G * H, in, T * B, true, false, 1, false});
+    if (l > 0) g.push_back({"bwd dX" + sfx, T * B, in, G * H, false, false, 1, false});
+    g.push_back({"bwd dW_hh" + sfx, G * H, H, B, true, false, t, false});
+    g.push_back({"bwd dh" + sfx, B, H, G * H, false, false, t, false});
   }
   g.push_back({"fwd head", B, C, H, false, true, 1, true});
   g.push_back({"bwd head dW", C, H, B, true, false, 1, false});
@@ -396,6 +425,7 @@ struct SideResult {
 
 struct Options {
   std::vector<std::string> configs{"S", "M", "M2", "L"};
+  std::vector<std::string> cells{"lstm"};
   std::optional<int> steps, warmup;
   std::vector<int> threads{1};
   int rounds = 1;
@@ -423,14 +453,21 @@ std::vector<std::string> split_list(const std::string& s) {
 
 void usage() {
   fmt::print(
-      "usage: bench_rnn [--configs S,M,M2,L] [--steps N] [--warmup N] [--threads 1[,2,..]]\n"
-      "                 [--rounds N] [--csv FILE] [--quick] [--only xgrad|torch] [--no-fork]\n"
-      "                 [--chain N]\n"
+      "usage: bench_rnn [--configs S,M,M2,L] [--cells lstm,...] [--steps N] [--warmup N]\n"
+      "                 [--threads 1[,2,..]] [--rounds N] [--csv FILE] [--quick]\n"
+      "                 [--only xgrad|torch] [--no-fork] [--chain N]\n"
+      "  --cells       recurrent cells to measure at every config (default lstm):\n"
+      "                  lstm       nn::LSTM against torch::nn::LSTM\n"
+      "                  user_lstm  a user's LSTM cell (bench/user_lstm.hpp) through nn::Recurrent,\n"
+      "                             against xgrad's nn::LSTM\n"
+      "                  peephole   nn::PeepholeLSTMCell through nn::Recurrent, against the same\n"
+      "                             cell in LibTorch ops in a C++ loop\n"
+      "                  gru, rnn   nn::GRU, nn::RNN (tanh) against torch::nn::GRU, torch::nn::RNN\n"
       "  --steps N     timed training steps and forward passes per config (default: S 200, M 30,\n"
       "                M2 20, L 10)\n"
       "  --warmup N    untimed training steps first (default: S 20, M 3, M2 3, L 2)\n"
       "  --threads     thread counts to measure; each gets its own tables (default 1)\n"
-      "  --rounds N    repeat each measurement N times, alternating which side goes first\n"
+      "  --rounds N    repeat each measurement N times, alternating which side (and cell) goes first\n"
       "  --quick       1 warm-up step, 3 timed steps, a short per-op chain (a smoke test)\n"
       "  --only SIDE   run one side only (for profiling)\n"
       "  --no-fork     run everything in this process (for perf/callgrind; memory numbers then\n"
@@ -475,6 +512,8 @@ int main(int argc, char** argv) {
     };
     if (a == "--configs") {
       opt.configs = split_list(next());
+    } else if (a == "--cells") {
+      opt.cells = split_list(next());
     } else if (a == "--steps") {
       opt.steps = std::stoi(next());
     } else if (a == "--warmup") {
@@ -520,7 +559,22 @@ int main(int argc, char** argv) {
       fmt::print(stderr, "bench_rnn: unknown config {} (known: S, M, M2, L)\n", name);
       return 2;
     }
-    configs.push_back(*it);
+    // One row per config and cell, the cells of a config next to each other.
+    for (auto& cell : opt.cells) {
+      ConfigDefaults row = *it;
+      row.w.cell = cell;
+      // Targets (training step, 1 thread): the LSTM's per config; the peephole cell's at M
+      // (issue 12: at most 0.7x LibTorch). user_lstm's target is against xgrad's own LSTM
+      // (cell_target) and GRU and RNN have none yet.
+      row.target = cell == "lstm" ? it->target : cell == "peephole" && name == "M" ? 0.7 : std::nan("");
+      configs.push_back(row);
+    }
+  }
+  for (auto& cell : opt.cells) {
+    if (!XgradBackend().has_cell(cell)) {
+      fmt::print(stderr, "bench_rnn: unknown cell {} (known: lstm, user_lstm, peephole, gru, rnn)\n", cell);
+      return 2;
+    }
   }
 
   XgradBackend xgrad_side;
@@ -530,7 +584,9 @@ int main(int argc, char** argv) {
   if (!opt.run_torch && torch_why.empty()) torch_why = "not requested (--only xgrad)";
   const bool have_torch = torch_side != nullptr;
 
-  fmt::print("# bench_rnn: LSTM + Linear head, Adam, float32, sequence-first\n\n");
+  fmt::print("# bench_rnn: {} + Linear head, Adam, float32, sequence-first\n\n",
+             opt.cells == std::vector<std::string>{"lstm"} ? std::string("LSTM")
+                                                          : fmt::format("recurrent cells {}", fmt::join(opt.cells, ", ")));
   fmt::print("- xgrad {} (OpenBLAS {} thread(s) set per run via xg::set_blas_threads)\n",
              xgrad_side.version(), fmt::join(opt.threads, "/"));
   {
@@ -548,18 +604,26 @@ int main(int argc, char** argv) {
     fmt::print("- LibTorch: skipped: {}\n", torch_why);
   fmt::print("- isolation: {}\n", g_fork ? "one fork()ed child per side, config and thread count"
                                          : "none (--no-fork): everything in one process");
-  fmt::print("- per config: MSE of head(lstm(x)[T-1]) against a random [B, 10] target; both sides "
-             "start from the same inputs and weights\n\n");
+  fmt::print("- per config and cell: MSE of head(rnn(x)[T-1]) against a random [B, 10] target; both sides "
+             "start from the same inputs and weights\n");
+  if (opt.cells != std::vector<std::string>{"lstm"})
+    fmt::print("- cells: lstm = nn::LSTM vs torch::nn::LSTM; user_lstm = a user's LSTM cell (bench/user_lstm.hpp) "
+               "through nn::Recurrent, no LibTorch side (reference: xgrad's nn::LSTM); peephole = "
+               "nn::PeepholeLSTMCell through nn::Recurrent vs the same cell in LibTorch ops (one matmul for the "
+               "input projection of all steps, then per step addmm, chunk and the gate arithmetic, in a C++ "
+               "loop); gru, rnn = nn::GRU, nn::RNN (tanh) vs torch::nn::GRU, torch::nn::RNN\n");
+  fmt::print("\n");
 
   std::ofstream csv;
   if (!opt.csv.empty()) {
     csv.open(opt.csv);
     csv << "threads,config,side,B,T,I,H,L,warmup,steps,step_ms_median,step_ms_min,fwd_ms_median,"
            "fwd_ms_min,step_cpu_ms_median,fwd_cpu_ms_median,peak_growth_mb,child_maxrss_mb,loss_first,loss_last,gemm_gflop_step,"
-           "lb_step_ms,lb_step_shapes_ms,lb_fwd_ms,per_op_us\n";
+           "lb_step_ms,lb_step_shapes_ms,lb_fwd_ms,per_op_us,cell\n";
   }
 
   const auto bench_start = Clock::now();
+  bool failed = false;  // a run failed or a loss check did not hold: exit status 1
   // Best over thread counts, per config and side: (ms, threads).
   std::map<std::string, std::pair<double, int>> best_x, best_t;
   for (const int threads : opt.threads) {
@@ -613,9 +677,10 @@ int main(int argc, char** argv) {
     const double xg_op = opt.run_xgrad && !opt.profile ? per_op(xgrad_side) : std::nan("");
     const double th_op = have_torch && !opt.profile ? per_op(*torch_side) : std::nan("");
 
-    // -- The configs, alternating sides.
+    // -- The configs, alternating sides; a config's cells alternate too (the order reverses every
+    // round), so that the cells compared with each other (user_lstm with lstm) run close in time.
     std::vector<std::pair<SideResult, SideResult>> results(configs.size());
-    for (std::size_t ci = 0; ci < configs.size(); ++ci) {
+    auto measure_row = [&](std::size_t ci, int round) {
       const ConfigDefaults& c = configs[ci];
       bench::RunSpec spec;
       spec.warmup = opt.warmup.value_or(opt.quick ? 1 : c.warmup);
@@ -658,17 +723,23 @@ int main(int argc, char** argv) {
         r.child_maxrss_mb = co.maxrss_kb / 1024.0;
       };
       auto& [xr, tr] = results[ci];
-      for (int round = 0; round < opt.rounds; ++round) {
-        const bool xgrad_first = round % 2 == 0;
-        for (int k = 0; k < 2; ++k) {
-          const bool do_xgrad = (k == 0) == xgrad_first;
-          if (do_xgrad && opt.run_xgrad) measure(xgrad_side, xr);
-          if (!do_xgrad && have_torch) measure(*torch_side, tr);
-        }
+      const bool xgrad_first = round % 2 == 0;
+      for (int k = 0; k < 2; ++k) {
+        const bool do_xgrad = (k == 0) == xgrad_first;
+        if (do_xgrad && opt.run_xgrad) measure(xgrad_side, xr);
+        if (!do_xgrad && have_torch && torch_side->has_cell(c.w.cell)) measure(*torch_side, tr);
       }
-      fmt::print(stderr, "[{} threads={}] ms/step wall (CPU): xgrad {} ({}), LibTorch {} ({})\n", c.w.name,
-                 threads, fmt_ms(median(xr.step_ms)), fmt_ms(median(xr.step_cpu_ms)), fmt_ms(median(tr.step_ms)),
-                 fmt_ms(median(tr.step_cpu_ms)));
+    };
+    for (std::size_t c0 = 0, c1 = 0; c0 < configs.size(); c0 = c1) {
+      while (c1 < configs.size() && configs[c1].w.name == configs[c0].w.name) ++c1;
+      for (int round = 0; round < opt.rounds; ++round)
+        for (std::size_t j = 0; j < c1 - c0; ++j) measure_row(round % 2 == 0 ? c0 + j : c1 - 1 - j, round);
+      for (std::size_t ci = c0; ci < c1; ++ci) {
+        const auto& [xr, tr] = results[ci];
+        fmt::print(stderr, "[{} {} threads={}] ms/step wall (CPU): xgrad {} ({}), LibTorch {} ({})\n",
+                   configs[ci].w.name, configs[ci].w.cell, threads, fmt_ms(median(xr.step_ms)),
+                   fmt_ms(median(xr.step_cpu_ms)), fmt_ms(median(tr.step_ms)), fmt_ms(median(tr.step_cpu_ms)));
+      }
     }
 
     // -- Report.
@@ -695,16 +766,52 @@ int main(int argc, char** argv) {
       d.lb_fwd = peak > 0 ? d.flops_fwd / (peak * 1e6) : std::nan("");
     }
 
+    // Each cell against its reference in the same run: user_lstm against xgrad's own nn::LSTM (the
+    // same math through the generic driver), every other cell against its LibTorch counterpart.
+    auto cells_table = [&] {
+      bool any = false;
+      for (auto& c : configs) any = any || c.w.cell != "lstm";
+      if (!any) return;
+      fmt::print("### Cells (training step; ms per step, median; ratio to the reference in this run)\n\n");
+      fmt::print("| config | cell | xgrad CPU | reference | reference CPU | ratio (CPU) | ratio (wall) | target "
+                 "| xgrad / xgrad LSTM (CPU) |\n");
+      fmt::print("|---|---|---|---|---|---|---|---|---|\n");
+      for (std::size_t ci = 0; ci < configs.size(); ++ci) {
+        const auto& w = configs[ci].w;
+        const auto& [xr, tr] = results[ci];
+        const SideResult* lstm = nullptr;  // xgrad's nn::LSTM at this config, when measured
+        for (std::size_t cj = 0; cj < configs.size(); ++cj)
+          if (configs[cj].w.name == w.name && configs[cj].w.cell == "lstm") lstm = &results[cj].first;
+        const double vs_lstm = lstm ? median(xr.step_cpu_ms) / median(lstm->step_cpu_ms) : std::nan("");
+        const bool user = w.cell == "user_lstm";
+        const SideResult* ref = user ? lstm : &tr;
+        const std::string ref_name = user ? "xgrad nn::LSTM"
+                                     : w.cell == "peephole" ? "LibTorch ops, C++ loop"
+                                     : w.cell == "lstm"     ? "torch::nn::LSTM"
+                                     : w.cell == "gru"      ? "torch::nn::GRU"
+                                                            : "torch::nn::RNN";
+        const double rc = ref ? median(xr.step_cpu_ms) / median(ref->step_cpu_ms) : std::nan("");
+        const double rw = ref ? median(xr.step_ms) / median(ref->step_ms) : std::nan("");
+        const double target = threads != 1 ? std::nan("") : user ? (w.name == "M" ? 1.05 : std::nan("")) : configs[ci].target;
+        fmt::print("| {} | {} | {} | {} | {} | {}{} | {}{} | {} | {} |\n", w.name, w.cell, fmt_ms(median(xr.step_cpu_ms)),
+                   ref_name, fmt_ms(ref ? median(ref->step_cpu_ms) : std::nan("")), fmt_ratio(rc), check(rc, target),
+                   fmt_ratio(rw), check(rw, target), std::isnan(target) ? std::string("-") : "≤ " + fmt_ratio(target),
+                   fmt_ratio(vs_lstm));
+      }
+      fmt::print("\nTargets (1 thread, issue 12): user_lstm within 5% of nn::LSTM at M; peephole at most 0.7x "
+                 "LibTorch at M. GRU and RNN have no targets yet.\n\n");
+    };
+
     // One table per pass: wall time (median [min]) and process CPU time (median), their ratios,
     // the GEMM lower bound and each side's distance to it.
     auto pass_table = [&](bool training) {
       fmt::print("### {} (ms per {}; wall = median [min] of wall-clock times, CPU = median of process "
                  "CPU times)\n\n",
                  training ? "Training step" : "Forward pass, no grad", training ? "step" : "pass");
-      fmt::print("| config | B,T,I,H,L | n | xgrad wall | LibTorch wall | ratio (wall) | xgrad CPU | LibTorch CPU "
-                 "| ratio (CPU) | target | GEMM GFLOP | LB ms (peak) | LB ms (shapes) | xgrad/LB (wall, CPU) "
-                 "| LibTorch/LB (wall, CPU) |\n");
-      fmt::print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+      fmt::print("| config | cell | B,T,I,H,L | n | xgrad wall | LibTorch wall | ratio (wall) | xgrad CPU "
+                 "| LibTorch CPU | ratio (CPU) | target | GEMM GFLOP | LB ms (peak) | LB ms (shapes) "
+                 "| xgrad/LB (wall, CPU) | LibTorch/LB (wall, CPU) |\n");
+      fmt::print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
       for (std::size_t ci = 0; ci < configs.size(); ++ci) {
         const auto& w = configs[ci].w;
         const Derived& d = der[ci];
@@ -716,10 +823,10 @@ int main(int argc, char** argv) {
         const double xs = median(xw), ts = median(tw), xcs = median(xc), tcs = median(tc);
         const double lb = training ? d.lb_step : d.lb_fwd;
         const double target = training && threads == 1 ? configs[ci].target : std::nan("");
-        const bool lb_target = training && threads == 1 && w.name == "L";
-        fmt::print("| {} | {},{},{},{},{} | {} | {} [{}] | {} [{}] | {}{} | {} | {} | {}{} | {} | {:.3g} | {} | {} "
-                   "| {}{}, {}{} | {}, {} |\n",
-                   w.name, w.B, w.T, w.I, w.H, w.L, std::max(xw.size(), tw.size()), fmt_ms(xs), fmt_ms(min_of(xw)),
+        const bool lb_target = training && threads == 1 && w.name == "L" && w.cell == "lstm";
+        fmt::print("| {} | {} | {},{},{},{},{} | {} | {} [{}] | {} [{}] | {}{} | {} | {} | {}{} | {} | {:.3g} | {} "
+                   "| {} | {}{}, {}{} | {}, {} |\n",
+                   w.name, w.cell, w.B, w.T, w.I, w.H, w.L, std::max(xw.size(), tw.size()), fmt_ms(xs), fmt_ms(min_of(xw)),
                    fmt_ms(ts), fmt_ms(min_of(tw)), fmt_ratio(xs / ts), check(xs / ts, target), fmt_ms(xcs),
                    fmt_ms(tcs), fmt_ratio(xcs / tcs), check(xcs / tcs, target),
                    std::isnan(target) ? std::string("-") : "≤ " + fmt_ratio(target),
@@ -731,24 +838,28 @@ int main(int argc, char** argv) {
       fmt::print("\n");
     };
     pass_table(true);
-    fmt::print("Targets (1 thread): xgrad/LibTorch ≤ the target column, and for L xgrad within 1.5x of the "
-               "lower bound; ✓/✗ on both the wall and the CPU ratio. With one thread a step's process CPU "
+    fmt::print("Targets (1 thread): xgrad/LibTorch ≤ the target column, and for L (lstm) xgrad within 1.5x of "
+               "the lower bound; ✓/✗ on both the wall and the CPU ratio. With one thread a step's process CPU "
                "time is its work (no helper threads run), so CPU time does not grow when other jobs preempt "
                "the benchmark; wall-clock medians do, and more for longer steps. "
                "LB ms (peak) = GEMM FLOPs / best sgemm rate measured ({:.1f} GFLOP/s); "
                "LB ms (shapes) = each GEMM at its own shape's measured rate.\n\n",
                peak);
+    cells_table();
     pass_table(false);
     fmt::print("\n### Peak resident memory growth during training + forward (MB)\n\n");
-    fmt::print("| config | xgrad | LibTorch | xgrad/LibTorch | target | xgrad child peak RSS | LibTorch child peak RSS |\n");
-    fmt::print("|---|---|---|---|---|---|---|\n");
+    fmt::print("| config | cell | xgrad | LibTorch | xgrad/LibTorch | target | xgrad child peak RSS "
+               "| LibTorch child peak RSS |\n");
+    fmt::print("|---|---|---|---|---|---|---|---|\n");
     bool inexact = false;
     for (std::size_t ci = 0; ci < configs.size(); ++ci) {
       const auto& [xr, tr] = results[ci];
       inexact = inexact || !xr.mem_exact || !tr.mem_exact;
-      const bool has_target = threads == 1 && (configs[ci].w.name == "M" || configs[ci].w.name == "L");
+      const bool has_target = threads == 1 && configs[ci].w.cell == "lstm" &&
+                              (configs[ci].w.name == "M" || configs[ci].w.name == "L");
       const double ratio = xr.mem_growth_mb / tr.mem_growth_mb;
-      fmt::print("| {} | {} | {} | {}{} | {} | {} | {} |\n", configs[ci].w.name, fmt_mb(xr.mem_growth_mb),
+      fmt::print("| {} | {} | {} | {} | {}{} | {} | {} | {} |\n", configs[ci].w.name, configs[ci].w.cell,
+                 fmt_mb(xr.mem_growth_mb),
                  fmt_mb(tr.mem_growth_mb), fmt_ratio(ratio), has_target ? check(ratio, 1.0) : "",
                  has_target ? "≤ 1" : "", fmt_mb(xr.child_maxrss_mb), fmt_mb(tr.child_maxrss_mb));
     }
@@ -758,18 +869,42 @@ int main(int argc, char** argv) {
                inexact ? " (clear_refs unavailable: HWM could not be reset, numbers approximate)" : "");
 
     fmt::print("### Loss check (same inputs and initial weights on both sides)\n\n");
-    fmt::print("| config | training steps | xgrad first → last | LibTorch first → last | rel. diff (last) |\n");
-    fmt::print("|---|---|---|---|---|\n");
+    fmt::print("| config | cell | training steps | xgrad first → last | reference | reference first → last "
+               "| rel. diff (last) |\n");
+    fmt::print("|---|---|---|---|---|---|---|\n");
     for (std::size_t ci = 0; ci < configs.size(); ++ci) {
-      const auto& [xr, tr] = results[ci];
-      const double rel = std::abs(xr.loss_last - tr.loss_last) / std::max(1e-30, std::abs(tr.loss_last));
+      const auto& w = configs[ci].w;
+      const auto& xr = results[ci].first;
+      // user_lstm has no LibTorch side: it starts from the LSTM's numbers, so its reference is
+      // xgrad's nn::LSTM at the same config.
+      const SideResult* ref = &results[ci].second;
+      if (w.cell == "user_lstm") {
+        ref = nullptr;
+        for (std::size_t cj = 0; cj < configs.size(); ++cj)
+          if (configs[cj].w.name == w.name && configs[cj].w.cell == "lstm") ref = &results[cj].first;
+      }
+      const double rl = ref ? ref->loss_last : std::nan(""), rf = ref ? ref->loss_first : std::nan("");
+      const double rel = std::abs(xr.loss_last - rl) / std::max(1e-30, std::abs(rl));
       const int warm = opt.warmup.value_or(opt.quick ? 1 : configs[ci].warmup);
       const int st = opt.steps.value_or(opt.quick ? 3 : configs[ci].steps);
-      fmt::print("| {} | {} | {:.6g} → {:.6g} | {:.6g} → {:.6g} | {:.1e} |\n", configs[ci].w.name, warm + st,
-                 xr.loss_first, xr.loss_last, tr.loss_first, tr.loss_last, rel);
-      if (!xr.error.empty()) fmt::print("\nxgrad failed on {}: {}\n", configs[ci].w.name, xr.error);
-      if (!tr.error.empty()) fmt::print("\nLibTorch failed on {}: {}\n", configs[ci].w.name, tr.error);
+      fmt::print("| {} | {} | {} | {:.6g} → {:.6g} | {} | {:.6g} → {:.6g} | {:.1e} |\n", w.name, w.cell, warm + st,
+                 xr.loss_first, xr.loss_last, w.cell == "user_lstm" ? "xgrad nn::LSTM" : "LibTorch", rf, rl, rel);
+      const SideResult& tr = results[ci].second;
+      if (!xr.error.empty()) fmt::print("\nxgrad failed on {} {}: {}\n", w.name, w.cell, xr.error);
+      if (!tr.error.empty()) fmt::print("\nLibTorch failed on {} {}: {}\n", w.name, w.cell, tr.error);
+      // Both sides start from the same numbers, so the first step's losses must agree to float
+      // rounding; a larger gap means the two sides do not compute the same network.
+      const double rel_first = std::abs(xr.loss_first - rf) / std::max(1e-30, std::abs(rf));
+      if (xr.ran && ref && ref->ran && xr.error.empty() && ref->error.empty() && !(rel_first <= 1e-4)) {
+        fmt::print("\n{} {}: the first losses differ (xgrad {:.9g}, reference {:.9g}): not the same network\n",
+                   w.name, w.cell, xr.loss_first, rf);
+        failed = true;
+      }
+      failed = failed || !xr.error.empty() || !tr.error.empty();
     }
+    if (std::any_of(configs.begin(), configs.end(), [](const ConfigDefaults& c) { return c.w.cell == "user_lstm"; }))
+      fmt::print("\nuser_lstm has one bias where nn::LSTM has two with the same sum: the first losses agree, then "
+                 "Adam moves the two biases' sum twice as far, so the later losses differ a little.\n");
 
     fmt::print("\n### Per-op overhead: record + backward of {} chained adds on [1, 32]\n\n", opt.chain);
     fmt::print("| xgrad µs/op | LibTorch µs/op | xgrad/LibTorch | target (xgrad) |\n|---|---|---|---|\n");
@@ -783,7 +918,8 @@ int main(int argc, char** argv) {
       std::string uses;
       for (auto& c : configs)
         for (auto& h : step_gemms(c.w))
-          if (h.key() == g.key()) uses += fmt::format("{}{} {}", uses.empty() ? "" : ", ", c.w.name, h.what);
+          if (h.key() == g.key() && uses.find(c.w.name + " " + h.what) == std::string::npos)
+            uses += fmt::format("{}{} {}", uses.empty() ? "" : ", ", c.w.name, h.what);
       fmt::print("| {} | {} | {:.1f} |\n", g.key(), uses.empty() ? g.what : uses,
                  rate.count(g.key()) ? rate[g.key()] : std::nan(""));
     }
@@ -792,8 +928,9 @@ int main(int argc, char** argv) {
     for (std::size_t ci = 0; ci < configs.size(); ++ci) {
       const auto& [xr, tr] = results[ci];
       auto upd = [&](std::map<std::string, std::pair<double, int>>& m, double v) {
-        auto it = m.find(configs[ci].w.name);
-        if (!std::isnan(v) && (it == m.end() || v < it->second.first)) m[configs[ci].w.name] = {v, threads};
+        const std::string key = configs[ci].w.name + " " + configs[ci].w.cell;
+        auto it = m.find(key);
+        if (!std::isnan(v) && (it == m.end() || v < it->second.first)) m[key] = {v, threads};
       };
       upd(best_x, median(xr.step_ms));
       upd(best_t, median(tr.step_ms));
@@ -807,32 +944,33 @@ int main(int argc, char** argv) {
           const SideResult& r = side == 0 ? xr : tr;
           if (!r.ran) continue;
           csv << fmt::format("{},{},{},{},{},{},{},{},{},{},{:.6g},{:.6g},{:.6g},{:.6g},{:.6g},{:.6g},{:.6g},{:.6g},{:.9g},{:.9g},"
-                             "{:.6g},{:.6g},{:.6g},{:.6g},{:.6g}\n",
+                             "{:.6g},{:.6g},{:.6g},{:.6g},{:.6g},{}\n",
                              threads, w.name, side == 0 ? "xgrad" : "libtorch", w.B, w.T, w.I, w.H, w.L,
                              opt.warmup.value_or(opt.quick ? 1 : configs[ci].warmup), r.step_ms.size(),
                              median(r.step_ms), min_of(r.step_ms), median(r.fwd_ms), min_of(r.fwd_ms),
                              median(r.step_cpu_ms), median(r.fwd_cpu_ms),
                              r.mem_growth_mb, r.child_maxrss_mb, r.loss_first, r.loss_last,
                              der[ci].flops_step / 1e9, der[ci].lb_step, der[ci].lb_step_shapes, der[ci].lb_fwd,
-                             side == 0 ? xg_op : th_op);
+                             side == 0 ? xg_op : th_op, w.cell);
         }
       }
     }
   }
   if (opt.threads.size() > 1) {
     fmt::print("## Each side at its best thread count (training step, median ms)\n\n");
-    fmt::print("| config | xgrad (threads) | LibTorch (threads) | xgrad/LibTorch |\n|---|---|---|---|\n");
+    fmt::print("| config | cell | xgrad (threads) | LibTorch (threads) | xgrad/LibTorch |\n|---|---|---|---|---|\n");
     for (auto& c : configs) {
       auto get = [&](std::map<std::string, std::pair<double, int>>& m) {
-        auto it = m.find(c.w.name);
+        auto it = m.find(c.w.name + " " + c.w.cell);
         return it == m.end() ? std::pair<double, int>{std::nan(""), 0} : it->second;
       };
       const auto [xm, xt] = get(best_x);
       const auto [tm, tt] = get(best_t);
-      fmt::print("| {} | {} ({}) | {} ({}) | {} |\n", c.w.name, fmt_ms(xm), xt, fmt_ms(tm), tt, fmt_ratio(xm / tm));
+      fmt::print("| {} | {} | {} ({}) | {} ({}) | {} |\n", c.w.name, c.w.cell, fmt_ms(xm), xt, fmt_ms(tm), tt, fmt_ratio(xm / tm));
     }
     fmt::print("\n");
   }
   fmt::print("Total benchmark time: {:.1f} s\n", ms_since(bench_start) / 1000.0);
-  return 0;
+  if (failed) fmt::print(stderr, "bench_rnn: a run failed or a loss check did not hold (see the report)\n");
+  return failed ? 1 : 0;
 }
