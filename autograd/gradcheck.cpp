@@ -14,13 +14,13 @@ std::string GradcheckReport::str() const {
   for (const auto& r : inputs) {
     s += fmt::format("  input {} {}: {}", r.input, shape_str(r.shape), r.pass ? "ok  " : "FAIL");
     if (!r.reached) {
-      s += r.max_numeric > r.atol
+      s += !r.all_within_atol
                ? fmt::format(" no gradient reached this input, but the numeric gradient is up to {:.3e}\n",
                              r.max_numeric)
                : std::string(" no gradient reached this input; its numeric gradient is zero too\n");
       continue;
     }
-    const bool any_rel = r.max_rel_error > 0 || r.max_numeric > r.atol;
+    const bool any_rel = r.max_rel_error > 0 || !r.all_within_atol;
     s += fmt::format(" max abs err {:.3e}, max rel err {} (atol {:.1e}, rtol {:.0e})", r.max_abs_error,
                      any_rel ? fmt::format("{:.3e}", r.max_rel_error) : std::string("-"), r.atol, rtol);
     if (!r.where.empty())
@@ -33,7 +33,8 @@ std::string GradcheckReport::str() const {
 
 namespace {
 
-// The finite-difference noise floor is this many roundings of the largest output, divided by eps.
+// The finite-difference noise floor of an output element is this many roundings of the largest
+// value it took, divided by eps.
 constexpr double kNoiseRoundings = 100;
 
 // Random upstream gradients: magnitudes in [0.5, 2) but never within 0.15 of 1, signs random, or
@@ -58,23 +59,16 @@ double max_abs(const Array<T>& a) {
   return m;
 }
 
-template <class T>
-double abs_sum(const Array<T>& a) {
-  double s = 0;
-  for (std::size_t k = 0; k < a.size(); ++k) s += std::abs(static_cast<double>(a.data()[k]));
-  return s;
-}
-
 // The entries of one check of one input: analytic and numeric values side by side, where each
-// is in words, and the noise floor of that check.
+// is in words, and each one's finite-difference noise floor.
 struct Entries {
-  std::vector<double> analytic, numeric;
+  std::vector<double> analytic, numeric, floor;
   std::vector<std::size_t> out_idx, elem;
   std::string label;  // "output {}, element {}" (full), "seed {}, element {}", "projection {}"
-  double floor = 0;
-  void push(double a, double n, std::size_t j, std::size_t k) {
+  void push(double a, double n, double fl, std::size_t j, std::size_t k) {
     analytic.push_back(a);
     numeric.push_back(n);
+    floor.push_back(fl);
     out_idx.push_back(j);
     elem.push_back(k);
   }
@@ -87,13 +81,14 @@ double judge(GradcheckInputReport& r, const GradcheckOptions& o, const Entries& 
   double scale = 0;
   for (double n : e.numeric)
     if (std::isfinite(n)) scale = std::max(scale, std::abs(n));
-  const double atol = o.atol() ? *o.atol() : std::max(o.atol_scale() * scale, e.floor);
-  if (main_check) {
-    r.atol = atol;
-    r.max_numeric = scale;
-  }
+  const double scaled = o.atol() ? *o.atol() : o.atol_scale() * scale;
+  double loosest = scaled;
+  bool all_within = true;  // every numeric value within its atol of zero
   for (std::size_t t = 0; t < e.numeric.size(); ++t) {
     const double a = e.analytic[t], n = e.numeric[t];
+    const double atol = o.atol() ? scaled : std::max(scaled, e.floor[t]);
+    loosest = std::max(loosest, atol);
+    if (std::abs(n) > atol) all_within = false;
     const double err = std::abs(a - n);
     const bool finite = std::isfinite(a) && std::isfinite(n);
     const double tol = atol + o.rtol() * std::abs(n);
@@ -116,7 +111,12 @@ double judge(GradcheckInputReport& r, const GradcheckOptions& o, const Entries& 
       r.numeric = n;
     }
   }
-  return atol;
+  if (main_check) {
+    r.atol = loosest;
+    r.max_numeric = scale;
+    r.all_within_atol = all_within;
+  }
+  return loosest;
 }
 
 template <class T>
@@ -133,7 +133,10 @@ class Checker {
   Array<T> eval(const std::vector<Var<T>>& args) {
     NoGradGuard ng;
     Array<T> y = f_(args).value();
-    ymax_ = std::max(ymax_, max_abs(y));
+    ymax_.resize(y.size(), 0.0);
+    for (std::size_t j = 0; j < y.size() && j < ymax_.size(); ++j)
+      if (std::isfinite(static_cast<double>(y.data()[j])))
+        ymax_[j] = std::max(ymax_[j], std::abs(static_cast<double>(y.data()[j])));
     return y;
   }
   // f(x + d) and f(x - d) for a perturbation d = eps * dir of leaf i (restored after).
@@ -142,11 +145,23 @@ class Checker {
   std::vector<Array<T>> vjp(const Array<T>& seed, const std::vector<Array<T>>* preset, bool record_reach);
   void check_needs(const Array<T>& seed, const std::vector<Array<T>>& expected);
   void check_saves(const Array<T>& seed, const std::vector<Array<T>>& expected);
-  void consistent(const char* what, std::size_t i, const Array<T>& got, const Array<T>& expected);
+  void consistent(const char* what, std::size_t i, const Array<T>& got, const Array<T>& expected,
+                  const Array<T>& seed);
   void full_mode(const Array<T>& y0);
   void fast_mode(const Array<T>& y0);
-  double floor() const {
-    return kNoiseRoundings * std::numeric_limits<T>::epsilon() * ymax_ / o_.eps();
+  // The noise floor of u^T (f(x + d) - f(x - d)) / (2 eps): output j's roundings weighted by
+  // |u_j|, over the outputs that moved (`moved`, when given and not empty), so that large outputs
+  // that do not depend on this input cannot hide a small gradient.
+  double floor(const Array<T>* u, std::size_t j = 0, const std::vector<bool>* moved = nullptr) const {
+    const double unit = kNoiseRoundings * std::numeric_limits<T>::epsilon() / o_.eps();
+    if (!u) return unit * ymax_[j];
+    double all = 0, some = 0;
+    for (std::size_t t = 0; t < ymax_.size(); ++t) {
+      const double w = std::abs(static_cast<double>(u->data()[t])) * ymax_[t];
+      all += w;
+      if (moved && (*moved)[t]) some += w;
+    }
+    return unit * (some > 0 ? some : all);
   }
 
   const GradcheckFn<T>& f_;
@@ -155,7 +170,7 @@ class Checker {
   const GradcheckOptions& o_;
   Generator gen_;
   GradcheckReport rep_;
-  double ymax_ = 0;
+  std::vector<double> ymax_;  // the largest |y_j| f gave, per output element
 };
 
 template <class T>
@@ -210,8 +225,9 @@ std::vector<Array<T>> Checker<T>::vjp(const Array<T>& seed, const std::vector<Ar
 
 // Two ways of computing the same gradient must agree to rounding.
 template <class T>
-void Checker<T>::consistent(const char* what, std::size_t i, const Array<T>& got, const Array<T>& expected) {
-  const double tol = std::sqrt(std::numeric_limits<T>::epsilon()) * std::max(max_abs(expected), floor());
+void Checker<T>::consistent(const char* what, std::size_t i, const Array<T>& got, const Array<T>& expected,
+                            const Array<T>& seed) {
+  const double tol = std::sqrt(std::numeric_limits<T>::epsilon()) * std::max(max_abs(expected), floor(&seed));
   double worst = 0;
   std::size_t at = 0;
   for (std::size_t k = 0; k < got.size(); ++k) {
@@ -244,7 +260,7 @@ void Checker<T>::check_needs(const Array<T>& seed, const std::vector<Array<T>>& 
       throw;
     }
     for (auto& x : xs_) x.set_requires_grad(true);
-    consistent("needs check (only this input requires grad)", i, g[i], expected[i]);
+    consistent("needs check (only this input requires grad)", i, g[i], expected[i], seed);
   }
 }
 
@@ -271,7 +287,7 @@ void Checker<T>::check_saves(const Array<T>& seed, const std::vector<Array<T>>& 
   }
   for (std::size_t i = 0; i < xs_.size(); ++i)
     consistent("saves check (inputs as freed intermediates)", i,
-               xs_[i].has_grad() ? xs_[i].grad() : zeros<T>(xs_[i].shape()), expected[i]);
+               xs_[i].has_grad() ? xs_[i].grad() : zeros<T>(xs_[i].shape()), expected[i], seed);
 }
 
 template <class T>
@@ -309,21 +325,23 @@ void Checker<T>::full_mode(const Array<T>& y0) {
     const std::vector<Array<T>> row = vjp(seed, &preset, false);
     for (std::size_t i = 0; i < xs_.size(); ++i)
       for (std::size_t k = 0; k < row[i].size(); ++k)
-        jac[i].push(static_cast<double>(row[i].data()[k]) / c(j), J[i][k * m + j], j, k);
+        jac[i].push(static_cast<double>(row[i].data()[k]) / c(j), J[i][k * m + j], floor(nullptr, j), j, k);
   }
   for (std::size_t i = 0; i < xs_.size(); ++i) {
     const std::size_t n = xs_[i].size();
+    std::vector<bool> moved(m, false);  // the outputs that depend on this input
+    for (std::size_t k = 0; k < n; ++k)
+      for (std::size_t j = 0; j < m; ++j)
+        if (J[i][k * m + j] != 0) moved[j] = true;
     for (int s = 0; s < 2; ++s) {
       const Array<T>& d = s == 0 ? d1 : d2;
       const Array<T>& a = s == 0 ? a1[i] : a2[i];
       for (std::size_t k = 0; k < n; ++k) {
         double num = 0;
         for (std::size_t j = 0; j < m; ++j) num += static_cast<double>(d.data()[j]) * J[i][k * m + j];
-        dense[i].push(a.data()[k], num, static_cast<std::size_t>(s + 1), k);
+        dense[i].push(a.data()[k], num, floor(&d, 0, &moved), static_cast<std::size_t>(s + 1), k);
       }
     }
-    jac[i].floor = floor();
-    dense[i].floor = floor() * abs_sum(d1);
     double worst = -1;
     judge(rep_.inputs[i], o_, jac[i], worst, true);
     judge(rep_.inputs[i], o_, dense[i], worst, false);
@@ -339,7 +357,6 @@ void Checker<T>::fast_mode(const Array<T>& y0) {
   for (auto& e : proj) e.label = "projection {}";
   Array<T> u_prev, u0;
   std::vector<Array<T>> a0, preset;
-  double floor_sum = 0;
   for (std::size_t p = 0; p < P; ++p) {
     // odd projections flip the previous seed's signs: every output element sees both
     Array<T> u = random_seed<T>(y0.shape(), gen_, p % 2 ? &u_prev : nullptr);
@@ -352,7 +369,6 @@ void Checker<T>::fast_mode(const Array<T>& y0) {
         preset.push_back(Array<T>(random_seed<T>(xs_[i].shape(), gen_) * static_cast<T>(s > 0 ? s : 1.0)));
       }
     }
-    floor_sum = std::max(floor_sum, abs_sum(u));
     for (std::size_t i = 0; i < xs_.size(); ++i) {
       const Array<T> v = random_seed<T>(xs_[i].shape(), gen_);
       double analytic = 0;
@@ -360,14 +376,16 @@ void Checker<T>::fast_mode(const Array<T>& y0) {
       const Array<T> keep = xs_[i].value();
       auto [yp, ym] = central(i, keep, 0, &v);
       double num = 0;
-      for (std::size_t j = 0; j < u.size(); ++j)
+      std::vector<bool> moved(u.size());
+      for (std::size_t j = 0; j < u.size(); ++j) {
         num += static_cast<double>(u.data()[j]) * (static_cast<double>(yp.data()[j]) - ym.data()[j]);
-      proj[i].push(analytic, num / (2.0 * o_.eps()), p, 0);
+        moved[j] = yp.data()[j] != ym.data()[j];
+      }
+      proj[i].push(analytic, num / (2.0 * o_.eps()), floor(&u, 0, &moved), p, 0);
     }
     u_prev = std::move(u);
   }
   for (std::size_t i = 0; i < xs_.size(); ++i) {
-    proj[i].floor = floor() * floor_sum;
     double worst = -1;
     judge(rep_.inputs[i], o_, proj[i], worst, true);
   }
@@ -429,8 +447,8 @@ GradcheckReport Checker<T>::run() {
     fast_mode(y0);
   }
   for (auto& r : rep_.inputs) {
-    if (!r.reached && r.max_numeric > r.atol) r.pass = false;
-    if (r.reached && r.max_numeric > 0 && r.max_numeric <= r.atol)
+    if (!r.reached && !r.all_within_atol) r.pass = false;
+    if (r.reached && r.max_numeric > 0 && r.all_within_atol)
       rep_.warnings.push_back(fmt::format(
           "input {}: every numeric gradient is within the tolerance of zero (largest {:.3e}, atol {:.3e}): "
           "this check cannot tell a right derivative from a wrong one; scale the function or its inputs up",

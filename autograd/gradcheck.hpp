@@ -38,8 +38,8 @@ struct GradcheckOptions {
   XG_OPTION(double, eps, 1e-6);
   /// An entry passes when |analytic - numeric| <= atol + rtol |numeric|. Unset, atol is
   /// `atol_scale` times the largest numeric gradient of that input, and never below the
-  /// finite-difference noise (100 roundings of the largest output, divided by eps): a gradient
-  /// of 1e-6 is judged against its own scale, not against a fixed 1e-5.
+  /// finite-difference noise (100 roundings of the output element's value, divided by eps): a
+  /// gradient of 1e-6 is judged against its own scale, not against a fixed 1e-5.
   XG_OPTION(std::optional<double>, atol, std::nullopt);
   XG_OPTION(double, atol_scale, 1e-5);
   XG_OPTION(double, rtol, 1e-3);
@@ -60,8 +60,9 @@ struct GradcheckInputReport {
   Shape shape;
   double max_abs_error = 0;  ///< over every compared entry
   double max_rel_error = 0;  ///< over the entries that matter (analytic or numeric above atol)
-  double atol = 0;           ///< the absolute tolerance used for the main check
+  double atol = 0;           ///< the absolute tolerance of the main check (its loosest entry)
   double max_numeric = 0;    ///< the largest |numeric| entry: the gradient's scale
+  bool all_within_atol = true;  ///< every numeric entry is within atol of zero: nothing to check
   bool reached = true;       ///< whether any backward produced a gradient for this input
   /// Worst entry (the largest error against its tolerance): (output element, input element)
   /// in full mode, the projection in fast mode; `where` says it in words.
