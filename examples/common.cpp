@@ -104,6 +104,21 @@ Flags& Flags::add_choice(const std::string& name, const std::vector<std::string>
   return *this;
 }
 
+Flags& Flags::add_cell(const std::string& name, const std::string& def, const std::string& help) {
+  std::vector<std::string> names = xg::nn::cell_names();
+  names.push_back("rnn");  // the examples' older name of rnn_tanh
+  if (def == "same") names.push_back("same");  // as another cell flag (seq2seq's --decoder-cell)
+  add_choice(name, names, def, help + " (cells listed below)");
+  flags_.back().value_name = "CELL";
+  if (footer_.find("\ncells ") == std::string::npos) {
+    footer_ += "\ncells (nn/cells/ and the README's gallery):\n";
+    std::size_t width = 0;
+    for (const auto& c : xg::nn::cell_catalog()) width = std::max(width, c.name.size());
+    for (const auto& c : xg::nn::cell_catalog()) footer_ += fmt::format("  {:<{}}  {}\n", c.name, width, c.about);
+  }
+  return *this;
+}
+
 Flags& Flags::add_switch(const std::string& name, const std::string& help) {
   Flag& f = declare(name, Kind::Switch, help);
   f.value = f.def = "false";
@@ -256,7 +271,7 @@ std::string Flags::help() const {
   }
   rows.emplace_back("--help", "print this help and exit");
   for (auto& [l, r] : rows) s += fmt::format("  {:<{}}  {}\n", l, width, r);
-  return s;
+  return s + footer_;
 }
 
 // ---- The flags every example has ----------------------------------------------------------------
