@@ -99,6 +99,26 @@ BOOST_AUTO_TEST_CASE(readme_caught_mistake) {
   BOOST_TEST_MESSAGE(fast.str());
 }
 
+// The saves pass really frees what no record declares: a probe that declares nothing sees its
+// input's value freed by the time its backward runs (the main passes use leaves, never freed).
+BOOST_AUTO_TEST_CASE(saves_pass_frees_undeclared_inputs) {
+  bool saw_freed = false, saw_kept = false;
+  auto probe = [&](const V& x) {
+    const detail::Node<double>* n = x.node_ptr().get();
+    return record("probe", x.value() * 3.0, {x}, [n, &saw_freed, &saw_kept](Backward<double>& b) {
+      (n->released ? saw_freed : saw_kept) = true;
+      b.add(0, 3.0 * b.grad());
+    }, saves_none);
+  };
+  expect_gradcheck([&](const Vs& v) { return probe(v[0]); }, {Array<double>{1.0, -2.0}});
+  BOOST_TEST(saw_kept);
+  BOOST_TEST(saw_freed);
+  saw_freed = false;
+  expect_gradcheck([&](const Vs& v) { return probe(v[0]); }, {Array<double>{1.0, -2.0}},
+                   GradcheckOptions().check_saves(false));
+  BOOST_TEST(!saw_freed);
+}
+
 // Options chain like every other options struct.
 BOOST_AUTO_TEST_CASE(options_chain) {
   const auto o = GradcheckOptions().eps(1e-7).atol(1e-9).rtol(1e-4).mode(GradcheckOptions::Mode::Full)
