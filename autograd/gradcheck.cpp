@@ -8,23 +8,27 @@
 namespace xg {
 
 std::string GradcheckReport::str() const {
-  std::string s = fmt::format("gradcheck ({}, random mixed-sign seeds): {}\n",
-                              full ? "full Jacobian" : "random projections", pass ? "PASS" : "FAIL");
+  std::string s =
+      fmt::format("gradcheck ({}, random mixed-sign seeds): {}\n",
+                  full ? "full Jacobian" : "random projections", pass ? "PASS" : "FAIL");
   for (const auto& w : warnings) s += fmt::format("  warning: {}\n", w);
   for (const auto& r : inputs) {
     s += fmt::format("  input {} {}: {}", r.input, shape_str(r.shape), r.pass ? "ok  " : "FAIL");
     if (!r.reached) {
       s += !r.all_within_atol
-               ? fmt::format(" no gradient reached this input, but the numeric gradient is up to {:.3e}\n",
-                             r.max_numeric)
+               ? fmt::format(
+                     " no gradient reached this input, but the numeric gradient is up to {:.3e}\n",
+                     r.max_numeric)
                : std::string(" no gradient reached this input; its numeric gradient is zero too\n");
       continue;
     }
     const bool any_rel = r.max_rel_error > 0 || !r.all_within_atol;
-    s += fmt::format(" max abs err {:.3e}, max rel err {} (atol {:.1e}, rtol {:.0e})", r.max_abs_error,
-                     any_rel ? fmt::format("{:.3e}", r.max_rel_error) : std::string("-"), r.atol, rtol);
+    s += fmt::format(
+        " max abs err {:.3e}, max rel err {} (atol {:.1e}, rtol {:.0e})", r.max_abs_error,
+        any_rel ? fmt::format("{:.3e}", r.max_rel_error) : std::string("-"), r.atol, rtol);
     if (!r.where.empty())
-      s += fmt::format("; worst at {} (analytic {:.10g}, numeric {:.10g})", r.where, r.analytic, r.numeric);
+      s += fmt::format("; worst at {} (analytic {:.10g}, numeric {:.10g})", r.where, r.analytic,
+                       r.numeric);
     s += "\n";
   }
   for (const auto& f : failures) s += fmt::format("  FAIL {}\n", f);
@@ -55,7 +59,8 @@ template <class T>
 double max_abs(const Array<T>& a) {
   double m = 0;
   for (std::size_t k = 0; k < a.size(); ++k)
-    if (std::isfinite(static_cast<double>(a.data()[k]))) m = std::max(m, std::abs(static_cast<double>(a.data()[k])));
+    if (std::isfinite(static_cast<double>(a.data()[k])))
+      m = std::max(m, std::abs(static_cast<double>(a.data()[k])));
   return m;
 }
 
@@ -76,8 +81,8 @@ struct Entries {
 
 // Judges one check: |a - n| <= atol + rtol |n| entry by entry, with atol scaled to the check's
 // largest numeric value unless the user set it.
-double judge(GradcheckInputReport& r, const GradcheckOptions& o, const Entries& e, double& worst_ratio,
-             bool main_check) {
+double judge(GradcheckInputReport& r, const GradcheckOptions& o, const Entries& e,
+             double& worst_ratio, bool main_check) {
   double scale = 0;
   for (double n : e.numeric)
     if (std::isfinite(n)) scale = std::max(scale, std::abs(n));
@@ -122,7 +127,8 @@ double judge(GradcheckInputReport& r, const GradcheckOptions& o, const Entries& 
 template <class T>
 class Checker {
  public:
-  Checker(const GradcheckFn<T>& f, std::vector<Var<T>> leaves, bool substitutable, const GradcheckOptions& o)
+  Checker(const GradcheckFn<T>& f, std::vector<Var<T>> leaves, bool substitutable,
+          const GradcheckOptions& o)
       : f_(f), xs_(std::move(leaves)), substitutable_(substitutable), o_(o), gen_(o.seed()) {
     rep_.rtol = o.rtol();
   }
@@ -140,9 +146,11 @@ class Checker {
     return y;
   }
   // f(x + d) and f(x - d) for a perturbation d = eps * dir of leaf i (restored after).
-  std::pair<Array<T>, Array<T>> central(std::size_t i, const Array<T>& keep, std::size_t k, const Array<T>* dir);
+  std::pair<Array<T>, Array<T>> central(std::size_t i, const Array<T>& keep, std::size_t k,
+                                        const Array<T>* dir);
   // One backward pass with `seed`: each leaf's gradient, less `preset` it started with.
-  std::vector<Array<T>> vjp(const Array<T>& seed, const std::vector<Array<T>>* preset, bool record_reach);
+  std::vector<Array<T>> vjp(const Array<T>& seed, const std::vector<Array<T>>* preset,
+                            bool record_reach);
   void check_needs(const Array<T>& seed, const std::vector<Array<T>>& expected);
   void check_saves(const Array<T>& seed, const std::vector<Array<T>>& expected);
   void consistent(const char* what, std::size_t i, const Array<T>& got, const Array<T>& expected,
@@ -152,7 +160,8 @@ class Checker {
   // The noise floor of u^T (f(x + d) - f(x - d)) / (2 eps): output j's roundings weighted by
   // |u_j|, over the outputs that moved (`moved`, when given and not empty), so that large outputs
   // that do not depend on this input cannot hide a small gradient.
-  double floor(const Array<T>* u, std::size_t j = 0, const std::vector<bool>* moved = nullptr) const {
+  double floor(const Array<T>* u, std::size_t j = 0,
+               const std::vector<bool>* moved = nullptr) const {
     const double unit = kNoiseRoundings * std::numeric_limits<T>::epsilon() / o_.eps();
     if (!u) return unit * ymax_[j];
     double all = 0, some = 0;
@@ -174,8 +183,8 @@ class Checker {
 };
 
 template <class T>
-std::pair<Array<T>, Array<T>> Checker<T>::central(std::size_t i, const Array<T>& keep, std::size_t k,
-                                                  const Array<T>* dir) {
+std::pair<Array<T>, Array<T>> Checker<T>::central(std::size_t i, const Array<T>& keep,
+                                                  std::size_t k, const Array<T>* dir) {
   const T eps = static_cast<T>(o_.eps());
   Array<T>& v = xs_[i].mutable_value();
   if (dir) {
@@ -218,16 +227,18 @@ std::vector<Array<T>> Checker<T>::vjp(const Array<T>& seed, const std::vector<Ar
       continue;
     }
     if (record_reach) rep_.inputs[i].reached = true;
-    g.push_back(preset && xs_[i].requires_grad() ? Array<T>(xs_[i].grad() - (*preset)[i]) : xs_[i].grad());
+    g.push_back(preset && xs_[i].requires_grad() ? Array<T>(xs_[i].grad() - (*preset)[i])
+                                                 : xs_[i].grad());
   }
   return g;
 }
 
 // Two ways of computing the same gradient must agree to rounding.
 template <class T>
-void Checker<T>::consistent(const char* what, std::size_t i, const Array<T>& got, const Array<T>& expected,
-                            const Array<T>& seed) {
-  const double tol = std::sqrt(std::numeric_limits<T>::epsilon()) * std::max(max_abs(expected), floor(&seed));
+void Checker<T>::consistent(const char* what, std::size_t i, const Array<T>& got,
+                            const Array<T>& expected, const Array<T>& seed) {
+  const double tol =
+      std::sqrt(std::numeric_limits<T>::epsilon()) * std::max(max_abs(expected), floor(&seed));
   double worst = 0;
   std::size_t at = 0;
   for (std::size_t k = 0; k < got.size(); ++k) {
@@ -239,10 +250,10 @@ void Checker<T>::consistent(const char* what, std::size_t i, const Array<T>& got
   }
   if (worst <= tol) return;
   rep_.inputs[i].pass = false;
-  rep_.failures.push_back(fmt::format("{}: input {}'s gradient differs at element {} ({:.10g} against "
-                                      "{:.10g} with the same seed in the main check)",
-                                      what, i, at, static_cast<double>(got.data()[at]),
-                                      static_cast<double>(expected.data()[at])));
+  rep_.failures.push_back(fmt::format(
+      "{}: input {}'s gradient differs at element {} ({:.10g} against "
+      "{:.10g} with the same seed in the main check)",
+      what, i, at, static_cast<double>(got.data()[at]), static_cast<double>(expected.data()[at])));
 }
 
 // Each input once more as the only one that requires grad: a backward that gets needs(i) wrong
@@ -276,14 +287,16 @@ void Checker<T>::check_saves(const Array<T>& seed, const std::vector<Array<T>>& 
     Var<T> z;
     {
       std::vector<Var<T>> args;
-      for (const auto& x : xs_) args.push_back(record("gradcheck_input", x.value(), {x}, pass_through, saves_none));
+      for (const auto& x : xs_)
+        args.push_back(record("gradcheck_input", x.value(), {x}, pass_through, saves_none));
       Var<T> y = f_(args);
       if (!y.requires_grad()) return;
       z = record("gradcheck_output", y.value(), {y}, pass_through, saves_none);
     }  // args and y dropped here: values nobody declared are freed
     z.backward(seed);
   } catch (const TapeError& e) {
-    throw TapeError(fmt::format("gradcheck (saves check: the inputs passed as freed intermediates): {}", e.what()));
+    throw TapeError(fmt::format(
+        "gradcheck (saves check: the inputs passed as freed intermediates): {}", e.what()));
   }
   for (std::size_t i = 0; i < xs_.size(); ++i)
     consistent("saves check (inputs as freed intermediates)", i,
@@ -311,7 +324,8 @@ void Checker<T>::full_mode(const Array<T>& y0) {
   std::vector<Array<T>> preset;
   for (std::size_t i = 0; i < xs_.size(); ++i) {
     const double s = max_abs(a1[i]);
-    preset.push_back(Array<T>(random_seed<T>(xs_[i].shape(), gen_) * static_cast<T>(s > 0 ? s : 1.0)));
+    preset.push_back(
+        Array<T>(random_seed<T>(xs_[i].shape(), gen_) * static_cast<T>(s > 0 ? s : 1.0)));
   }
   const std::vector<Array<T>> a2 = vjp(d2, &preset, false);
   // One backward per output element, seeded with c_j e_j (c_j random, non-unit, either sign).
@@ -325,7 +339,8 @@ void Checker<T>::full_mode(const Array<T>& y0) {
     const std::vector<Array<T>> row = vjp(seed, &preset, false);
     for (std::size_t i = 0; i < xs_.size(); ++i)
       for (std::size_t k = 0; k < row[i].size(); ++k)
-        jac[i].push(static_cast<double>(row[i].data()[k]) / c(j), J[i][k * m + j], floor(nullptr, j), j, k);
+        jac[i].push(static_cast<double>(row[i].data()[k]) / c(j), J[i][k * m + j],
+                    floor(nullptr, j), j, k);
   }
   for (std::size_t i = 0; i < xs_.size(); ++i) {
     const std::size_t n = xs_[i].size();
@@ -338,7 +353,8 @@ void Checker<T>::full_mode(const Array<T>& y0) {
       const Array<T>& a = s == 0 ? a1[i] : a2[i];
       for (std::size_t k = 0; k < n; ++k) {
         double num = 0;
-        for (std::size_t j = 0; j < m; ++j) num += static_cast<double>(d.data()[j]) * J[i][k * m + j];
+        for (std::size_t j = 0; j < m; ++j)
+          num += static_cast<double>(d.data()[j]) * J[i][k * m + j];
         dense[i].push(a.data()[k], num, floor(&d, 0, &moved), static_cast<std::size_t>(s + 1), k);
       }
     }
@@ -366,19 +382,22 @@ void Checker<T>::fast_mode(const Array<T>& y0) {
       u0 = u;
       for (std::size_t i = 0; i < xs_.size(); ++i) {
         const double s = max_abs(g[i]);
-        preset.push_back(Array<T>(random_seed<T>(xs_[i].shape(), gen_) * static_cast<T>(s > 0 ? s : 1.0)));
+        preset.push_back(
+            Array<T>(random_seed<T>(xs_[i].shape(), gen_) * static_cast<T>(s > 0 ? s : 1.0)));
       }
     }
     for (std::size_t i = 0; i < xs_.size(); ++i) {
       const Array<T> v = random_seed<T>(xs_[i].shape(), gen_);
       double analytic = 0;
-      for (std::size_t k = 0; k < v.size(); ++k) analytic += static_cast<double>(g[i].data()[k]) * v.data()[k];
+      for (std::size_t k = 0; k < v.size(); ++k)
+        analytic += static_cast<double>(g[i].data()[k]) * v.data()[k];
       const Array<T> keep = xs_[i].value();
       auto [yp, ym] = central(i, keep, 0, &v);
       double num = 0;
       std::vector<bool> moved(u.size());
       for (std::size_t j = 0; j < u.size(); ++j) {
-        num += static_cast<double>(u.data()[j]) * (static_cast<double>(yp.data()[j]) - ym.data()[j]);
+        num +=
+            static_cast<double>(u.data()[j]) * (static_cast<double>(yp.data()[j]) - ym.data()[j]);
         moved[j] = yp.data()[j] != ym.data()[j];
       }
       proj[i].push(analytic, num / (2.0 * o_.eps()), floor(&u, 0, &moved), p, 0);
@@ -396,7 +415,8 @@ void Checker<T>::fast_mode(const Array<T>& y0) {
 template <class T>
 GradcheckReport Checker<T>::run() {
   if constexpr (std::is_same_v<T, float>)
-    rep_.warnings.push_back("float32 inputs: finite differences are too noisy for a tight check; use double");
+    rep_.warnings.push_back(
+        "float32 inputs: finite differences are too noisy for a tight check; use double");
   for (std::size_t i = 0; i < xs_.size(); ++i) {
     if (!xs_[i].defined() || !xs_[i].is_leaf() || !xs_[i].requires_grad())
       throw ValueError(fmt::format("gradcheck: input {} must be a leaf that requires grad", i));
@@ -439,8 +459,9 @@ GradcheckReport Checker<T>::run() {
   const Array<T> y0 = eval(xs_);
   std::size_t n_in = 0;
   for (const auto& x : xs_) n_in += x.size();
-  rep_.full = o_.mode() == GradcheckOptions::Mode::Full ||
-              (o_.mode() == GradcheckOptions::Mode::Auto && y0.size() * n_in <= o_.max_full_entries());
+  rep_.full =
+      o_.mode() == GradcheckOptions::Mode::Full ||
+      (o_.mode() == GradcheckOptions::Mode::Auto && y0.size() * n_in <= o_.max_full_entries());
   if (rep_.full) {
     full_mode(y0);
   } else {
@@ -449,10 +470,12 @@ GradcheckReport Checker<T>::run() {
   for (auto& r : rep_.inputs) {
     if (!r.reached && !r.all_within_atol) r.pass = false;
     if (r.reached && r.max_numeric > 0 && r.all_within_atol)
-      rep_.warnings.push_back(fmt::format(
-          "input {}: every numeric gradient is within the tolerance of zero (largest {:.3e}, atol {:.3e}): "
-          "this check cannot tell a right derivative from a wrong one; scale the function or its inputs up",
-          r.input, r.max_numeric, r.atol));
+      rep_.warnings.push_back(
+          fmt::format("input {}: every numeric gradient is within the tolerance of zero (largest "
+                      "{:.3e}, atol {:.3e}): "
+                      "this check cannot tell a right derivative from a wrong one; scale the "
+                      "function or its inputs up",
+                      r.input, r.max_numeric, r.atol));
     rep_.pass = rep_.pass && r.pass;
   }
   if (!rep_.failures.empty()) rep_.pass = false;
@@ -476,13 +499,16 @@ GradcheckReport gradcheck(const GradcheckFn<T>& f, const std::vector<Array<T>>& 
   return Checker<T>(f, leaves, true, o).run();
 }
 
-template GradcheckReport gradcheck<float>(const std::function<Var<float>()>&, const std::vector<Var<float>>&,
-                                          const GradcheckOptions&);
-template GradcheckReport gradcheck<double>(const std::function<Var<double>()>&, const std::vector<Var<double>>&,
+template GradcheckReport gradcheck<float>(const std::function<Var<float>()>&,
+                                          const std::vector<Var<float>>&, const GradcheckOptions&);
+template GradcheckReport gradcheck<double>(const std::function<Var<double>()>&,
+                                           const std::vector<Var<double>>&,
                                            const GradcheckOptions&);
-template GradcheckReport gradcheck<float>(const GradcheckFn<float>&, const std::vector<Array<float>>&,
+template GradcheckReport gradcheck<float>(const GradcheckFn<float>&,
+                                          const std::vector<Array<float>>&,
                                           const GradcheckOptions&);
-template GradcheckReport gradcheck<double>(const GradcheckFn<double>&, const std::vector<Array<double>>&,
+template GradcheckReport gradcheck<double>(const GradcheckFn<double>&,
+                                           const std::vector<Array<double>>&,
                                            const GradcheckOptions&);
 
 }  // namespace xg
