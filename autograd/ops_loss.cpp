@@ -92,9 +92,9 @@ Var<T> binary_cross_entropy_with_logits(const Var<T>& logits, const Var<T>& targ
   check_same_shape("binary_cross_entropy_with_logits", "mask", mask->shape(), logits.shape());
   l = l * Var<T>(*mask);
   if (reduction != Reduction::Mean) return reduce(l, reduction);
-  T total = 0;
+  double total = 0;  // in double, for float masks too
   for (const T* m = mask->data(); m != mask->data() + mask->size(); ++m) total += *m;
-  return sum(l) * (total > 0 ? T(1) / total : T(0));
+  return sum(l) * (total > 0 ? static_cast<T>(1.0 / total) : T(0));
 }
 
 template <class T>
