@@ -35,7 +35,7 @@ Var<T> nll_loss(const Var<T>& logp, const IndexArray& targets, const CrossEntrop
   if (mask) check_same_shape("nll_loss", "mask", mask->shape(), targets.shape());
   const std::size_t C = logp.shape(logp.dim() - 1), n = targets.size();
   std::vector<T> w(n);
-  T total = 0;
+  double total = 0;  // sums in double, for float values too
   for (std::size_t i = 0; i < n; ++i) {
     const std::int64_t t = targets.data()[i];
     if (t == opts.ignore_index) {
@@ -48,15 +48,18 @@ Var<T> nll_loss(const Var<T>& logp, const IndexArray& targets, const CrossEntrop
     w[i] = mask ? mask->data()[i] : T(1);
     total += w[i];
   }
-  const T scale = opts.reduction == Reduction::Mean ? (total > 0 ? T(1) / total : T(0)) : T(1);
+  const double dscale = opts.reduction == Reduction::Mean ? (total > 0 ? 1.0 / total : 0.0) : 1.0;
+  const T scale = static_cast<T>(dscale);
   const T* lp = logp.value().data();
   Array<T> loss = opts.reduction == Reduction::None ? zeros<T>(targets.shape()) : zeros<T>(Shape{});
+  double acc = 0;
   for (std::size_t i = 0; i < n; ++i) {
     if (w[i] == T(0)) continue;
     const T li = -w[i] * lp[i * C + static_cast<std::size_t>(targets.data()[i])];
     if (opts.reduction == Reduction::None) loss.data()[i] = li;
-    else loss() += li * scale;
+    else acc += static_cast<double>(li);
   }
+  if (opts.reduction != Reduction::None) loss() = static_cast<T>(acc * dscale);
   const bool none = opts.reduction == Reduction::None;
   return record("nll_loss", std::move(loss), {logp},
                 [targets, w = std::move(w), scale, C, none](Backward<T>& bw) {
@@ -89,9 +92,9 @@ Var<T> binary_cross_entropy_with_logits(const Var<T>& logits, const Var<T>& targ
   check_same_shape("binary_cross_entropy_with_logits", "mask", mask->shape(), logits.shape());
   l = l * Var<T>(*mask);
   if (reduction != Reduction::Mean) return reduce(l, reduction);
-  T total = 0;
+  double total = 0;  // in double, for float masks too
   for (const T* m = mask->data(); m != mask->data() + mask->size(); ++m) total += *m;
-  return sum(l) * (total > 0 ? T(1) / total : T(0));
+  return sum(l) * (total > 0 ? static_cast<T>(1.0 / total) : T(0));
 }
 
 template <class T>

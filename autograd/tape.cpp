@@ -109,6 +109,39 @@ void Var<T>::backward(const Array<T>& seed, bool retain_graph) const {
 // ---- Backward -------------------------------------------------------------------------------
 
 template <class T>
+detail::Node<T>& Backward<T>::input(std::size_t i, const char* accessor) const {
+  const std::size_t n = inputs_->size();
+  if (i >= n)
+    throw TapeError(fmt::format("{} (backward): {}({}) names input {}, but '{}' was recorded with {} "
+                                "input{}",
+                                op_, accessor, i, i, op_, n, n == 1 ? "" : "s"));
+  return *(*inputs_)[i];
+}
+
+template <class T>
+const Array<T>& Backward<T>::in(std::size_t i) const {
+  const detail::Node<T>& n = input(i, "in");
+  if (!saves_.input(i))
+    throw TapeError(fmt::format("{} (backward): in({}) reads input {} (the result of '{}', shape {}), "
+                                "which the record's Saves does not declare (its value may already be "
+                                "freed); declare it, e.g. saves_inputs(0b{:b}), or capture what "
+                                "backward needs",
+                                op_, i, i, n.op, shape_str(n.shape()), saves_.inputs | (1u << i)));
+  return n.value();
+}
+
+template <class T>
+const Array<T>& Backward<T>::out() const {
+  if (!saves_.out)
+    throw TapeError(fmt::format("{} (backward): out() reads the output, which the record's Saves "
+                                "does not declare (its value may already be freed); declare it "
+                                "(saves_out, or Saves{{inputs, true}}) or capture what backward "
+                                "needs",
+                                op_));
+  return out_->value();
+}
+
+template <class T>
 Array<T> Backward<T>::take_grad() {
   if (may_take_) return std::move(*grad_);
   return *grad_;
@@ -116,7 +149,7 @@ Array<T> Backward<T>::take_grad() {
 
 template <class T>
 void Backward<T>::add_array(std::size_t i, Array<T>&& g) {
-  detail::Node<T>& n = *(*inputs_)[i];
+  detail::Node<T>& n = input(i, "add");
   if (g.shape() != n.shape()) {
     if (g.dimension() < n.shape().size())
       throw ShapeError(fmt::format("{} (backward): gradient {} for input {} of shape {}", op_,
@@ -133,7 +166,7 @@ void Backward<T>::add_array(std::size_t i, Array<T>&& g) {
 
 template <class T>
 Array<T>& Backward<T>::buffer(std::size_t i, bool& fresh) {
-  detail::Node<T>& n = *(*inputs_)[i];
+  detail::Node<T>& n = input(i, "buffer");
   fresh = !n.has_grad;
   if (fresh) {
     n.grad.resize(n.shape());
@@ -176,7 +209,7 @@ void Backward<T>::add_runs(detail::Node<T>& n, const detail::Window& w, const T*
 
 template <class T>
 void Backward<T>::add_window(std::size_t i, const detail::Window& w) {
-  detail::Node<T>& n = *(*inputs_)[i];
+  detail::Node<T>& n = input(i, "add_window");
   if (!n.requires_grad) return;
   if (grad_->size() != w.rows * w.cols)
     throw ShapeError(fmt::format("{} (backward): gradient {} does not fit its window", op_,
@@ -348,6 +381,7 @@ void Tape<T>::backward(const Var<T>& loss, const Array<T>* seed, bool retain_gra
       b.out_ = &out;
       b.inputs_ = &r.inputs;
       b.op_ = r.op;
+      b.saves_ = r.saves;
       r.fn(b);
       if (anomaly) {
         for (std::size_t i = 0; i < r.inputs.size(); ++i) {

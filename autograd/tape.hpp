@@ -342,13 +342,16 @@ class Backward {
   /// The upstream gradient as a value to hand on (moved out when nothing else needs it, so
   /// pass-through ops copy nothing). Call it last: grad() is invalid afterwards.
   Array<T> take_grad();
-  /// The forward output value.
-  const Array<T>& out() const { return out_->value(); }
-  /// The forward value of input i.
-  const Array<T>& in(std::size_t i) const { return (*inputs_)[i]->value(); }
+  /// The forward output value. The record's Saves must declare it (saves_out, saves_all):
+  /// reading an undeclared value is a TapeError, whether or not it has been freed yet.
+  const Array<T>& out() const;
+  /// The forward value of input i; the record's Saves must declare it (saves_inputs, saves_all).
+  const Array<T>& in(std::size_t i) const;
+  /// The shape of input i, whatever the Saves declare.
+  const Shape& in_shape(std::size_t i) const { return input(i, "in_shape").shape(); }
   std::size_t num_inputs() const { return inputs_->size(); }
   /// Whether input i wants a gradient (skip work when it does not).
-  bool needs(std::size_t i) const { return (*inputs_)[i]->requires_grad; }
+  bool needs(std::size_t i) const { return input(i, "needs").requires_grad; }
 
   /// Adds `g` into input i's gradient. A broadcast `g` (larger than the input) is first summed
   /// back to the input's shape; any other shape mismatch is a ShapeError naming the op.
@@ -369,7 +372,11 @@ class Backward {
  private:
   friend class Tape<T>;
   void add_array(std::size_t i, Array<T>&& g);
+  /// Input i's node; every accessor taking an input index goes through here, so a bad index is a
+  /// TapeError naming the op, the index and the number of inputs (in every build type).
+  detail::Node<T>& input(std::size_t i, const char* accessor) const;
   Array<T>* grad_ = nullptr;
+  Saves saves_;
   bool may_take_ = false;
   void add_to_base(detail::Node<T>& view, Array<T>&& g);
   static void add_runs(detail::Node<T>& n, const detail::Window& w, const T* g);
@@ -441,6 +448,23 @@ class Tape {
   std::uint64_t epoch_ = 1;
 };
 
+namespace detail {
+/// A record's value as an Array<T>: moved when it is one, else the expression evaluated once.
+template <class T, class E>
+Array<T> record_value(E&& e) {
+  using D = std::remove_cvref_t<E>;
+  if constexpr (std::is_same_v<D, Array<T>>) {
+    return Array<T>(std::forward<E>(e));
+  } else {
+    static_assert(xt::is_xexpression<D>::value,
+                  "record: the value must be an Array<T> or an xtensor expression");
+    Array<T> v = Array<T>::from_shape(Shape(e.shape().begin(), e.shape().end()));
+    xt::noalias(v) = std::forward<E>(e);  // v is new: it overlaps no operand
+    return v;
+  }
+}
+}  // namespace detail
+
 /// Records an op: the mechanism every built-in op uses, and the public custom-op API.
 ///
 /// `value` is the forward result; `inputs` are the Vars it was computed from; `backward` is
@@ -457,18 +481,22 @@ class Tape {
 ///     }
 ///
 /// `saves` says which forward values the backward reads (here in(0); the default is all):
-/// `record("swish", y, {x}, fn, saves_inputs(0b1))`. Values no record reads are freed early.
-template <class T, class F>
-Var<T> record(const char* op, Array<T> value, std::span<const Var<T>> inputs, F&& backward,
+/// `record("swish", y, {x}, fn, saves_inputs(0b1))`. Values no record reads are freed early, and
+/// a backward that reads a value its Saves does not declare raises a TapeError.
+///
+/// `value` may be any xtensor expression (`x.value() * T(2)`, a view, an array of another
+/// element type): it is evaluated once into an Array<T>. An Array<T> is moved in as is.
+template <class T, class E, class F>
+Var<T> record(const char* op, E&& value, std::span<const Var<T>> inputs, F&& backward,
               Saves saves = saves_all) {
   static_assert(std::is_invocable_v<F&, Backward<T>&>, "backward must be callable with Backward<T>&");
-  return Tape<T>::current().append(op, std::move(value), inputs,
+  return Tape<T>::current().append(op, detail::record_value<T>(std::forward<E>(value)), inputs,
                                    typename Tape<T>::BackwardFn(std::forward<F>(backward)), saves);
 }
-template <class T, class F>
-Var<T> record(const char* op, Array<T> value, std::initializer_list<Var<T>> inputs, F&& backward,
+template <class T, class E, class F>
+Var<T> record(const char* op, E&& value, std::initializer_list<Var<T>> inputs, F&& backward,
               Saves saves = saves_all) {
-  return record<T>(op, std::move(value), std::span<const Var<T>>(inputs.begin(), inputs.size()),
+  return record<T>(op, std::forward<E>(value), std::span<const Var<T>>(inputs.begin(), inputs.size()),
                    std::forward<F>(backward), saves);
 }
 
@@ -491,7 +519,7 @@ void backward(const Var<T>& loss, bool retain_graph = false) {
 template <class T>
 template <class E>
 void Backward<T>::add(std::size_t i, E&& g) {
-  detail::Node<T>& n = *(*inputs_)[i];
+  detail::Node<T>& n = input(i, "add");
   if (!n.requires_grad) return;
   // A view passes its gradient straight into its base's window (its own record then has
   // nothing left to do), unless the view keeps its own gradient.

@@ -135,6 +135,36 @@ BOOST_AUTO_TEST_CASE(scope_switches_tapes_and_threads_are_independent) {
   BOOST_TEST(other != &Tape<double>::current());
 }
 
+// record() takes any xtensor expression as the value: evaluated once into an Array<T> (of the
+// tape's element type, whatever the expression's), and an Array<T> is moved in unchanged.
+BOOST_AUTO_TEST_CASE(record_takes_expressions) {
+  Var<double> x(Array<double>{{1.0, 2.0}, {3.0, 4.0}}, true);
+  auto twice = [](Backward<double>& b) { b.add(0, 2.0 * b.grad()); };
+  Var<double> y = record("twice", x.value() * 2.0, {x}, twice, saves_none);  // a lazy expression
+  BOOST_TEST((y.value() == Array<double>{{2.0, 4.0}, {6.0, 8.0}}));
+  Var<double> col = record("col", xt::view(x.value(), xt::all(), 1), {x}, [](Backward<double>& b) {
+    Array<double> g = zeros<double>(b.in_shape(0));
+    xt::view(g, xt::all(), 1) = b.grad();
+    b.add(0, std::move(g));
+  }, saves_none);  // a view
+  BOOST_TEST((col.value() == Array<double>{2.0, 4.0}));
+  sum(y * 1.0 + sum(col)).backward();
+  BOOST_TEST((x.grad() == Array<double>{{2.0, 6.0}, {2.0, 6.0}}));  // sum(y) + 4 sum(col)
+  // a double expression recorded on a float tape (x * 0.5 is double in xtensor)
+  Var<float> f(Array<float>{1.f, 3.f}, true);
+  Var<float> h = record("half", f.value() * 0.5, {f}, [](Backward<float>& b) { b.add(0, b.grad() * 0.5f); });
+  BOOST_TEST((h.value() == Array<float>{0.5f, 1.5f}));
+  sum(h).backward();
+  BOOST_TEST((f.grad() == Array<float>{0.5f, 0.5f}));
+  // an Array<T> is moved, not copied
+  Array<double> big = zeros<double>(Shape{1000});
+  const double* data = big.data();
+  Var<double> moved = record("id", std::move(big), {x},
+                             [](Backward<double>&) {}, saves_none);
+  BOOST_TEST(moved.value().data() == data);
+  Tape<double>::current().clear();
+}
+
 BOOST_AUTO_TEST_CASE(anomaly_mode_names_the_op) {
   AnomalyGuard on;
   Var<double> x(Array<double>{-1.0, 1.0}, true);

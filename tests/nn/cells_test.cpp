@@ -171,8 +171,7 @@ BOOST_AUTO_TEST_CASE(gallery_gradchecks_through_the_driver) {
       std::vector<V> leaves = {x};
       for (auto& s : init) leaves.push_back(s);
       const std::vector<std::size_t> lengths{4, 2, 1};
-      GradcheckOptions o;
-      o.mode = GradcheckOptions::Mode::Full;
+      const auto o = GradcheckOptions().mode(GradcheckOptions::Mode::Full);
       test::expect_gradcheck([&] { return loss_of(net.forward(x, init, lengths)); }, test::with_params(leaves, net), o);
     }
   }

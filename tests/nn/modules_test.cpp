@@ -107,9 +107,7 @@ BOOST_AUTO_TEST_CASE(deep_bidirectional_lstm_with_head) {
   nn::LSTM<double> lstm(nn::LSTMOptions(3, 4).num_layers(2).bidirectional(true));
   nn::Linear<double> head(8, 2);
   V x = test::leaf(rnd<double>(Shape{5, 2, 3}, 11));
-  GradcheckOptions o;
-  o.mode = GradcheckOptions::Mode::Fast;
-  o.projections = 3;
+  const auto o = GradcheckOptions().mode(GradcheckOptions::Mode::Fast).projections(3);
   test::expect_gradcheck([&] { return head(lstm.forward(x).output); }, test::with_params({x}, lstm, head), o);
 }
 
