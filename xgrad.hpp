@@ -2,6 +2,7 @@
 #pragma once
 
 #include <xgrad/tensor/blas.hpp>
+#include <xgrad/tensor/denormals.hpp>
 #include <xgrad/tensor/npy.hpp>
 #include <xgrad/tensor/options.hpp>
 #include <xgrad/tensor/random.hpp>
@@ -11,3 +12,5 @@
 #include <xgrad/nn/nn.hpp>
 #include <xgrad/optim/optim.hpp>
 #include <xgrad/optim/checkpoint.hpp>
+
+#include <xgrad/data/data.hpp>
