@@ -5,6 +5,7 @@
 #include <xgrad/autograd/ops_elementwise.hpp>
 #include <xgrad/autograd/ops_linalg.hpp>
 #include <xgrad/autograd/ops_loss.hpp>
+#include <xgrad/autograd/ops_norm.hpp>
 #include <xgrad/autograd/ops_reduce.hpp>
 #include <xgrad/autograd/ops_shape.hpp>
 #include <xgrad/autograd/tape.hpp>

@@ -146,35 +146,44 @@ struct NGram {
 // ---- The model ---------------------------------------------------------------------------------
 
 struct LmOutput {
-  Var<float> logits, h, c;  // logits [T, B, vocab]; states [layers, B, hidden]
+  Var<float> logits;       // [T, B, vocab]
+  nn::State<float> state;  // the cell's final states, each [layers, B, hidden]
 };
 
-/// Embedding -> LSTM (layers) -> Linear over the characters.
+/// Embedding -> recurrent layers (an LSTM by default; --cell) -> Linear over the characters.
 class CharLM : public nn::Module<float> {
  public:
-  CharLM(std::size_t vocab, std::size_t embed, std::size_t hidden, std::size_t layers,
-         double dropout)
+  CharLM(const std::string& cell, std::size_t vocab, std::size_t embed, std::size_t hidden,
+         std::size_t layers, double dropout)
       : nn::Module<float>("CharLM") {
     embed_ = register_module(
         "embed", std::make_shared<nn::Embedding<float>>(nn::EmbeddingOptions(vocab, embed)));
-    lstm_ = register_module(
-        "lstm", std::make_shared<nn::LSTM<float>>(
-                    nn::LSTMOptions(embed, hidden).num_layers(layers).dropout(dropout)));
+    rnn_ = register_module("lstm",
+                           std::make_shared<nn::Recurrent<float>>(
+                               nn::RNNOptions(embed, hidden).num_layers(layers).dropout(dropout),
+                               ex::cell_name(cell)));
     head_ = register_module("head", std::make_shared<nn::Linear<float>>(hidden, vocab));
   }
-  /// ids [T, B] with the state carried from the previous chunk (undefined: zeros).
-  LmOutput forward(const IndexArray& ids, const Var<float>& h, const Var<float>& c) {
-    auto out = lstm_->forward(embed_->forward(ids), h, c);
-    return {head_->forward(out.output), out.h_n, out.c_n};
+  /// ids [T, B] with the state carried from the previous chunk (empty: zeros).
+  LmOutput forward(const IndexArray& ids, const nn::State<float>& state) {
+    auto out = rnn_->forward(embed_->forward(ids), state);
+    return {head_->forward(out.output), out.states};
   }
-  /// The generator of the dropout between the LSTM layers.
-  Generator& dropout_generator() { return lstm_->dropout_generator(); }
+  /// The generator of the dropout between the recurrent layers.
+  Generator& dropout_generator() { return rnn_->dropout_generator(); }
 
  private:
   std::shared_ptr<nn::Embedding<float>> embed_;
-  std::shared_ptr<nn::LSTM<float>> lstm_;
+  std::shared_ptr<nn::Recurrent<float>> rnn_;  // registered as "lstm": checkpoints keep their names
   std::shared_ptr<nn::Linear<float>> head_;
 };
+
+/// The state's values without their history (truncated BPTT).
+nn::State<float> detached(const nn::State<float>& s) {
+  nn::State<float> d;
+  for (const auto& v : s) d.push_back(v.detach());
+  return d;
+}
 
 struct Bpc {
   double model = 0, unigram = 0, bigram = 0;
@@ -200,16 +209,15 @@ Bpc evaluate(CharLM& model, const std::vector<std::int64_t>& ids, const NGram* n
   model.eval();
   const data::Streams s(ids, streams, 256);
   const std::vector<std::size_t> mine = par.shard(streams);
-  Var<float> h, c;
+  nn::State<float> state;
   Bpc r;
   for (std::size_t k = 0; k < s.batches(); ++k) {
     const auto [all_x, all_y] = s.batch(k);
     r.chars += all_x.size();
     if (mine.empty()) continue;
     const IndexArray x = columns(all_x, mine), y = columns(all_y, mine);
-    LmOutput out = model.forward(x, h, c);
-    h = out.h;
-    c = out.c;
+    LmOutput out = model.forward(x, state);
+    state = out.state;
     r.model += cross_entropy(out.logits, y, {.reduction = Reduction::Sum}).item() / std::log(2.0);
     if (ngram)
       for (std::size_t i = 0; i < x.size(); ++i) {
@@ -235,7 +243,7 @@ std::string sample(CharLM& model, const data::Vocab& vocab, const std::vector<st
   model.eval();
   IndexArray x = IndexArray::from_shape({prime.size(), 1});
   std::copy(prime.begin(), prime.end(), x.begin());
-  LmOutput out = model.forward(x, {}, {});
+  LmOutput out = model.forward(x, {});
   std::string text;
   const std::size_t V = vocab.size();
   std::vector<double> p(V);
@@ -259,7 +267,7 @@ std::string sample(CharLM& model, const data::Vocab& vocab, const std::vector<st
     }
     text += vocab.token(static_cast<std::int64_t>(pick));
     IndexArray next = full<std::int64_t>(Shape{1, 1}, static_cast<std::int64_t>(pick));
-    out = model.forward(next, out.h, out.c);
+    out = model.forward(next, out.state);
   }
   model.train();
   return text;
@@ -287,8 +295,9 @@ int train(ex::Parallel& par, int argc, char** argv) {
                0)
       .add_int("eval-chars", 60000, "held-out characters scored after each epoch (all at the end)",
                1000)
+      .add_cell("cell", "lstm", "recurrent cell of every layer")
       .add_int("embed", 64, "character embedding size", 1)
-      .add_double("dropout", 0.0, "dropout between the LSTM layers", 0.0, 0.9)
+      .add_double("dropout", 0.0, "dropout between the recurrent layers", 0.0, 0.9)
       .add_int("min-count", 2, "characters seen fewer times in training become <unk>", 1)
       .add_int("sample", 600, "characters to generate after training (0: none)", 0)
       .add_double("temperature", 0.7, "sampling temperature: lower is safer, higher is wilder",
@@ -354,7 +363,7 @@ int train(ex::Parallel& par, int argc, char** argv) {
           ? train_streams.batches()
           : std::max<std::size_t>(1, (epoch_chars + streams * chunk - 1) / (streams * chunk));
 
-  CharLM model(vocab.size(), flags.get_size("embed"), c.hidden, c.layers,
+  CharLM model(flags.get_string("cell"), vocab.size(), flags.get_size("embed"), c.hidden, c.layers,
                flags.get_double("dropout"));
   auto opt = ex::make_optimizer(c, model.named_parameters());
   const std::vector<Var<float>> params = model.parameters();
@@ -411,22 +420,21 @@ int train(ex::Parallel& par, int argc, char** argv) {
     // run continues exactly: where an epoch starts depends only on its number.
     // Under MPI each rank carries the state of its own streams.
     const std::vector<std::size_t> mine = par.shard(streams);
-    Var<float> h, cell;
+    nn::State<float> state;
     for (std::size_t s = 0; s < per_epoch; ++s) {
       const std::size_t pos = ((epoch - 1) * per_epoch + s) % train_streams.batches();
-      if (pos == 0) h = cell = Var<float>();
+      if (pos == 0) state.clear();
       const auto [all_x, all_y] = train_streams.batch(pos);
       opt->zero_grad();
       double l = 0;  // this rank's mean loss
       if (!mine.empty()) {
         const IndexArray x = columns(all_x, mine), y = columns(all_y, mine);
-        LmOutput out = model.forward(x, h, cell);
+        LmOutput out = model.forward(x, state);
         Var<float> loss = cross_entropy(out.logits, y);
         l = loss.item();
         par.weight_loss(loss, mine.size(), streams).backward();
         // Truncated BPTT: keep the state's value, drop its history (the tape is cleared anyway).
-        h = out.h.detach();
-        cell = out.c.detach();
+        state = detached(out.state);
       }
       par.allreduce_gradients();  // the mean over all streams, on every rank
       if (clip > 0) optim::clip_grad_norm(params, clip);

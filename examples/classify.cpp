@@ -253,8 +253,8 @@ Dataset load_tsv(const std::string& path, bool words, std::size_t max_len, Gener
 
 // ---- The model ---------------------------------------------------------------------------------
 
-/// Embedding -> RNN, GRU or LSTM (with the batch's lengths) -> last layer's final hidden state ->
-/// Linear -> class logits.
+/// Embedding -> recurrent layers of any cell (with the batch's lengths) -> last layer's final
+/// output state -> Linear -> class logits.
 class Classifier : public nn::Module<float> {
  public:
   Classifier(const std::string& cell, std::size_t vocab, std::size_t embed, std::size_t hidden,
@@ -262,31 +262,23 @@ class Classifier : public nn::Module<float> {
       : nn::Module<float>("Classifier"), layers_(layers) {
     embed_ = register_module(
         "embed", std::make_shared<nn::Embedding<float>>(nn::EmbeddingOptions(vocab, embed)));
-    const auto o = nn::RNNOptions(embed, hidden).num_layers(layers);
-    if (cell == "lstm")
-      lstm_ = register_module("rnn", std::make_shared<nn::LSTM<float>>(o));
-    else if (cell == "gru")
-      gru_ = register_module("rnn", std::make_shared<nn::GRU<float>>(o));
-    else
-      rnn_ = register_module("rnn", std::make_shared<nn::RNN<float>>(o));
+    rnn_ = register_module(
+        "rnn", std::make_shared<nn::Recurrent<float>>(
+                   nn::RNNOptions(embed, hidden).num_layers(layers), ex::cell_name(cell)));
     head_ = register_module("head", std::make_shared<nn::Linear<float>>(hidden, classes));
   }
 
   /// Logits [B, classes] for a padded batch.
   Var<float> forward(const data::Padded<std::int64_t>& b) {
     const Var<float> x = embed_->forward(b.values);  // [T, B, embed]
-    nn::RNNOutput<float> out = lstm_  ? lstm_->forward(x, {}, {}, b.lengths)
-                               : gru_ ? gru_->forward(x, {}, b.lengths)
-                                      : rnn_->forward(x, {}, b.lengths);
+    nn::RNNOutput<float> out = rnn_->forward(x, {}, b.lengths);
     return head_->forward(select(out.h_n, 0, layers_ - 1));  // the last layer's final state
   }
 
  private:
   std::size_t layers_;
   std::shared_ptr<nn::Embedding<float>> embed_;
-  std::shared_ptr<nn::LSTM<float>> lstm_;
-  std::shared_ptr<nn::GRU<float>> gru_;
-  std::shared_ptr<nn::RNN<float>> rnn_;
+  std::shared_ptr<nn::Recurrent<float>> rnn_;
   std::shared_ptr<nn::Linear<float>> head_;
 };
 
@@ -413,7 +405,7 @@ int train(ex::Parallel& par, int argc, char** argv) {
       .add_string("data", "", "classify the 'label<TAB>text' lines of this file instead", "TSV")
       .add_choice("vocab", {"char", "word"}, "char", "--data: read the text as characters or words")
       .add_int("min-count", 1, "--data: tokens seen fewer times in training become <unk>", 1)
-      .add_choice("cell", {"lstm", "gru", "rnn"}, "lstm", "recurrent cell")
+      .add_cell("cell", "lstm", "recurrent cell")
       .add_int("embed", 32, "token embedding size", 1)
       .add_int("batch", 64, "minibatch size (over all MPI ranks)", 1)
       .add_string("dict-dir", "/usr/share/dict", "language: where the word lists are", "DIR")

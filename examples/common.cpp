@@ -86,7 +86,8 @@ Flags::Flags(std::string program, std::string summary)
       app_(std::make_unique<CLI::App>(summary_, program_)) {
   app_->get_formatter()->column_width(34);
   app_->get_formatter()->label("REQUIRED", "");
-  app_->footer("Exit status: 0 success, 1 an error during the run, 2 a bad command line.");
+  footer_ = "Exit status: 0 success, 1 an error during the run, 2 a bad command line.\n";
+  app_->footer(footer_);
 }
 
 Flags::~Flags() = default;
@@ -158,6 +159,23 @@ Flags& Flags::add_choice(const std::string& name, const std::vector<std::string>
       },
       fmt::format("{}", fmt::join(choices, "|")));
   return set_default(name, def);
+}
+
+Flags& Flags::add_cell(const std::string& name, const std::string& def, const std::string& help) {
+  std::vector<std::string> names = xg::nn::cell_names();
+  names.push_back("rnn");                      // the examples' older name of rnn_tanh
+  if (def == "same") names.push_back("same");  // as another cell flag (seq2seq's --decoder-cell)
+  add_choice(name, names, def, help + " (cells listed below)");
+  flags_.back()->option->type_name("CELL");
+  if (footer_.find("\ncells ") == std::string::npos) {
+    footer_ += "\ncells (nn/cells/ and the README's gallery):\n";
+    std::size_t width = 0;
+    for (const auto& c : xg::nn::cell_catalog()) width = std::max(width, c.name.size());
+    for (const auto& c : xg::nn::cell_catalog())
+      footer_ += fmt::format("  {:<{}}  {}\n", c.name, width, c.about);
+    app_->footer(footer_);
+  }
+  return *this;
 }
 
 Flags& Flags::add_switch(const std::string& name, const std::string& help) {

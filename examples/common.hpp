@@ -92,6 +92,9 @@ class Flags {
   /// One of `choices`.
   Flags& add_choice(const std::string& name, const std::vector<std::string>& choices,
                     const std::string& def, const std::string& help);
+  /// A recurrent cell by name, from nn::cell_catalog() (plus "rnn" for "rnn_tanh"); the help
+  /// ends with the list of cells and their papers. Read it with get_string().
+  Flags& add_cell(const std::string& name, const std::string& def, const std::string& help);
   /// A switch: off unless given, takes no value.
   Flags& add_switch(const std::string& name, const std::string& help);
   /// Changes the default of a declared flag (an example tuning a common flag). Checked like a
@@ -142,10 +145,15 @@ class Flags {
   const Flag& find(const std::string& name, Kind kind) const;
   void describe(Flag& f);
 
-  std::string program_, summary_;
+  std::string program_, summary_, footer_;
   std::unique_ptr<CLI::App> app_;
   std::vector<std::unique_ptr<Flag>> flags_;  // in declaration order (the help lists them so)
 };
+
+/// The registry name of a --cell value ("rnn", the examples' older name, is "rnn_tanh").
+inline std::string cell_name(const std::string& flag) {
+  return flag == "rnn" ? "rnn_tanh" : flag;
+}
 
 // ---- The flags every example has ----------------------------------------------------------------
 

@@ -140,25 +140,49 @@ Batch make_batch(const Dataset& d, const std::vector<std::size_t>& idx) {
 
 // ---- The model ---------------------------------------------------------------------------------
 
-/// Encoder LSTM -> final (h, c) -> decoder LSTM -> linear head over the alphabet.
+/// Encoder -> final states -> decoder -> linear head over the alphabet. Both are LSTMs by default
+/// (--cell, --decoder-cell). The decoder starts from the encoder's final states, matched by name
+/// (h to h, c to c); a decoder state the encoder lacks starts at zeros.
 class Seq2Seq : public nn::Module<float> {
  public:
-  Seq2Seq(std::size_t vocab, std::size_t embed, std::size_t hidden, std::size_t layers,
-          double forget_bias)
+  Seq2Seq(const std::string& encoder_cell, const std::string& decoder_cell, std::size_t vocab,
+          std::size_t embed, std::size_t hidden, std::size_t layers, double forget_bias,
+          bool forget_bias_given)
       : nn::Module<float>("Seq2Seq"), vocab_(vocab) {
     const std::size_t in = embed > 0 ? embed : vocab;
-    auto lstm = [&] {
-      nn::LSTMOptions o(in, hidden);
+    auto make = [&](const std::string& cell) {
+      nn::RNNOptions o(in, hidden);
       o.num_layers(layers);
       if (forget_bias != 0) o.forget_bias(forget_bias);
-      return std::make_shared<nn::LSTM<float>>(o);
+      try {
+        return std::make_shared<nn::Recurrent<float>>(o, ex::cell_name(cell));
+      } catch (const ValueError&) {  // a cell without a forget gate: the default does not apply
+        if (forget_bias_given || !o.forget_bias()) throw;
+        o.forget_bias(std::nullopt);
+        return std::make_shared<nn::Recurrent<float>>(o, ex::cell_name(cell));
+      }
     };
     if (embed > 0)
       embed_ = register_module(
           "embed", std::make_shared<nn::Embedding<float>>(nn::EmbeddingOptions(vocab, embed)));
-    encoder_ = register_module("encoder", lstm());
-    decoder_ = register_module("decoder", lstm());
+    encoder_ = register_module("encoder", make(encoder_cell));
+    decoder_ = register_module("decoder", make(decoder_cell));
     head_ = register_module("head", std::make_shared<nn::Linear<float>>(hidden, vocab));
+    // which encoder state starts each decoder state (-1: zeros)
+    const auto& es = encoder_->cell(0, 0).state_spec();
+    for (const auto& d : decoder_->cell(0, 0).state_spec()) {
+      int from = -1;
+      for (std::size_t k = 0; k < es.size(); ++k)
+        if (es[k].name == d.name && es[k].size == d.size) from = static_cast<int>(k);
+      bridge_.push_back(from);
+    }
+  }
+
+  /// The decoder's initial states from the encoder's final ones.
+  nn::State<float> bridge(const nn::State<float>& enc) const {
+    nn::State<float> s;
+    for (int k : bridge_) s.push_back(k < 0 ? Var<float>() : enc[static_cast<std::size_t>(k)]);
+    return s;
   }
 
   /// Character ids [T, B] -> inputs [T, B, F]: one-hot rows, or the embedding.
@@ -173,8 +197,8 @@ class Seq2Seq : public nn::Module<float> {
 
   /// Teacher forcing: logits [out_len, B, vocab] for every answer position in one decoder run.
   Var<float> forward(const Batch& b) {
-    auto enc = encoder_->forward(inputs(b.enc), {}, {}, b.lengths);
-    auto dec = decoder_->forward(inputs(b.dec_in), enc.h_n, enc.c_n);
+    auto enc = encoder_->forward(inputs(b.enc), {}, b.lengths);
+    auto dec = decoder_->forward(inputs(b.dec_in), bridge(enc.states));
     return head_->forward(dec.output);
   }
 
@@ -182,14 +206,13 @@ class Seq2Seq : public nn::Module<float> {
   IndexArray greedy(const Batch& b, std::int64_t go) {
     NoGradGuard no_grad;
     const std::size_t T = b.target.shape(0), B = b.target.shape(1);
-    auto enc = encoder_->forward(inputs(b.enc), {}, {}, b.lengths);
-    Var<float> h = enc.h_n, c = enc.c_n;
+    auto enc = encoder_->forward(inputs(b.enc), {}, b.lengths);
+    nn::State<float> state = bridge(enc.states);
     IndexArray prev = full<std::int64_t>(Shape{1, B}, go);
     IndexArray out = IndexArray::from_shape({T, B});
     for (std::size_t t = 0; t < T; ++t) {
-      auto dec = decoder_->forward(inputs(prev), h, c);
-      h = dec.h_n;
-      c = dec.c_n;
+      auto dec = decoder_->forward(inputs(prev), state);
+      state = dec.states;
       const Var<float> logits_var = head_->forward(dec.output);
       const Array<float>& logits = logits_var.value();  // [1, B, vocab]
       for (std::size_t j = 0; j < B; ++j) {
@@ -204,8 +227,9 @@ class Seq2Seq : public nn::Module<float> {
  private:
   std::size_t vocab_;
   std::shared_ptr<nn::Embedding<float>> embed_;
-  std::shared_ptr<nn::LSTM<float>> encoder_, decoder_;
+  std::shared_ptr<nn::Recurrent<float>> encoder_, decoder_;
   std::shared_ptr<nn::Linear<float>> head_;
+  std::vector<int> bridge_;
 };
 
 // ---- Evaluation --------------------------------------------------------------------------------
@@ -273,8 +297,10 @@ int train(int argc, char** argv) {
       .add_switch("no-reverse", "addition: feed the query in reading order (Keras reverses it)")
       .add_int("batch", 128, "minibatch size", 1)
       .add_int("embed", 0, "character embedding size; 0 feeds one-hot vectors (as Keras)", 0)
+      .add_cell("cell", "lstm", "recurrent cell of the encoder (and of the decoder)")
+      .add_cell("decoder-cell", "same", "recurrent cell of the decoder (same: as --cell)")
       .add_double("forget-bias", 1.0,
-                  "initial forget-gate bias of the LSTMs (0: PyTorch's random init)")
+                  "initial forget-gate bias of cells with a forget gate (0: random init)")
       .add_double("target", 0.99, "per-character validation accuracy the run is judged by", 0.0,
                   1.0)
       .add_int("samples", 8, "sample predictions printed after each epoch", 0);
@@ -300,8 +326,11 @@ int train(int argc, char** argv) {
                           flags.get_double("valid"), data_gen)
           : make_reverse(questions, flags.get_size("max-len"), flags.get_double("valid"), data_gen);
 
-  Seq2Seq model(d.vocab(), flags.get_size("embed"), c.hidden, c.layers,
-                flags.get_double("forget-bias"));
+  const std::string enc_cell = flags.get_string("cell");
+  const std::string dec_cell =
+      flags.get_string("decoder-cell") == "same" ? enc_cell : flags.get_string("decoder-cell");
+  Seq2Seq model(enc_cell, dec_cell, d.vocab(), flags.get_size("embed"), c.hidden, c.layers,
+                flags.get_double("forget-bias"), flags.given("forget-bias"));
   auto opt = ex::make_optimizer(c, model.named_parameters());
   const std::vector<Var<float>> params = model.parameters();
   const double clip = c.clip;

@@ -178,14 +178,15 @@ Windows make_windows(const Data& d, std::size_t window, std::size_t horizon) {
 
 // ---- The model ---------------------------------------------------------------------------------
 
-/// LSTM over the window (one value per step) -> last layer's final hidden state -> Linear to the
-/// next `horizon` values, all in standardised units.
+/// Recurrent layers (an LSTM by default; --cell) over the window (one value per step) -> last
+/// layer's final output state -> Linear to the next `horizon` values, in standardised units.
 class Forecaster : public nn::Module<float> {
  public:
-  Forecaster(std::size_t hidden, std::size_t layers, std::size_t horizon)
+  Forecaster(const std::string& cell, std::size_t hidden, std::size_t layers, std::size_t horizon)
       : nn::Module<float>("Forecaster"), layers_(layers) {
     lstm_ = register_module(
-        "lstm", std::make_shared<nn::LSTM<float>>(nn::LSTMOptions(1, hidden).num_layers(layers)));
+        "lstm", std::make_shared<nn::Recurrent<float>>(nn::RNNOptions(1, hidden).num_layers(layers),
+                                                       ex::cell_name(cell)));
     head_ = register_module("head", std::make_shared<nn::Linear<float>>(hidden, horizon));
   }
   /// x [W, B, 1] -> [B, horizon]
@@ -196,7 +197,7 @@ class Forecaster : public nn::Module<float> {
 
  private:
   std::size_t layers_;
-  std::shared_ptr<nn::LSTM<float>> lstm_;
+  std::shared_ptr<nn::Recurrent<float>> lstm_;  // "lstm": checkpoints keep their names
   std::shared_ptr<nn::Linear<float>> head_;
 };
 
@@ -348,6 +349,7 @@ int train(int argc, char** argv) {
       .add_int("length", 2500, "steps per generated series", 10)
       .add_double("noise", 0.1, "standard deviation of the generated noise", 0.0)
       .add_double("test", 0.2, "fraction at the end of each series held out", 0.01, 0.9)
+      .add_cell("cell", "lstm", "recurrent cell of every layer")
       .add_int("window", 48, "past values the model reads", 1, 10000)
       .add_int("horizon", 1, "values predicted at once (RMSE is over all of them)", 1, 1000)
       .add_int("batch", 64, "minibatch size", 1)
@@ -403,7 +405,7 @@ int train(int argc, char** argv) {
     return moving_average(d.series[w.test[i].series], w.test[i].t, ma);
   });
 
-  Forecaster model(c.hidden, c.layers, horizon);
+  Forecaster model(flags.get_string("cell"), c.hidden, c.layers, horizon);
   auto opt = ex::make_optimizer(c, model.named_parameters());
   const std::vector<Var<float>> params = model.parameters();
   const double clip = c.clip;

@@ -38,8 +38,9 @@ Var<T> Module<T>::register_parameter(const std::string& name, Array<T> value) {
 template <class T>
 std::vector<std::pair<std::string, Var<T>>> Module<T>::named_parameters() const {
   std::vector<std::pair<std::string, Var<T>>> out = params_;
-  for (const auto& [cname, child] : children_)
-    for (auto& [pname, p] : child->named_parameters()) out.emplace_back(cname + "." + pname, p);
+  for (const auto& c : children_)
+    for (auto& [pname, p] : c.module->named_parameters())
+      out.emplace_back(c.suffix ? pname + c.name : c.name + "." + pname, p);
   return out;
 }
 
@@ -65,7 +66,7 @@ void Module<T>::zero_grad() {
 template <class T>
 void Module<T>::train(bool on) {
   training_ = on;
-  for (auto& [n, c] : children_) c->train(on);
+  for (auto& c : children_) c.module->train(on);
 }
 
 template <class T>

@@ -64,19 +64,32 @@ class Module {
 
  protected:
   explicit Module(std::string name) : name_(std::move(name)) {}
+  void set_name(std::string name) { name_ = std::move(name); }
   /// Registers a parameter (a leaf that requires grad) under `name`; returns its handle.
   Var<T> register_parameter(const std::string& name, Array<T> value);
   /// Registers a submodule; its parameters appear as "<name>.<param>".
   template <class M>
   std::shared_ptr<M> register_module(const std::string& name, std::shared_ptr<M> m) {
-    children_.emplace_back(name, m);
+    children_.push_back({name, m, false});
+    return m;
+  }
+  /// Registers a submodule whose parameters appear as "<param><suffix>": the recurrent driver
+  /// names a cell's "weight_ih" in layer 1's reverse direction "weight_ih_l1_reverse", as PyTorch does.
+  template <class M>
+  std::shared_ptr<M> register_module_with_suffix(const std::string& suffix, std::shared_ptr<M> m) {
+    children_.push_back({suffix, m, true});
     return m;
   }
 
  private:
   std::string name_;
   std::vector<std::pair<std::string, Var<T>>> params_;
-  std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
+  struct Child {
+    std::string name;
+    std::shared_ptr<Module> module;
+    bool suffix;  // parameter names are "<param><name>" instead of "<name>.<param>"
+  };
+  std::vector<Child> children_;
   bool training_ = true;
 };
 

@@ -3,4 +3,5 @@
 
 #include <xgrad/nn/layers.hpp>
 #include <xgrad/nn/module.hpp>
+#include <xgrad/nn/cells.hpp>
 #include <xgrad/nn/rnn.hpp>

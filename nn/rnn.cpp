@@ -3,49 +3,11 @@
 #include <cmath>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <xgrad/nn/rnn.hpp>
 
 namespace xg::nn {
-
-namespace {
-std::size_t gate_count(CellKind k) { return k == CellKind::LSTM ? 4 : (k == CellKind::GRU ? 3 : 1); }
-
-void check_options(const char* name, CellKind kind, const RNNOptions& o) {
-  if (o.input_size() == 0 || o.hidden_size() == 0 || o.num_layers() == 0)
-    throw ValueError(fmt::format("{}: input_size ({}), hidden_size ({}) and num_layers ({}) must be "
-                                 "positive",
-                                 name, o.input_size(), o.hidden_size(), o.num_layers()));
-  if (!(o.dropout() >= 0.0 && o.dropout() < 1.0))
-    throw ValueError(fmt::format("{}: dropout = {} must be in [0, 1)", name, o.dropout()));
-  if (kind != CellKind::RNN && o.nonlinearity() != Nonlinearity::Tanh)
-    throw ValueError(fmt::format("{}: nonlinearity is an option of RNN only", name));
-  if (kind != CellKind::LSTM && o.forget_bias())
-    throw ValueError(fmt::format("{}: forget_bias is an option of LSTM only", name));
-}
-
-// U(-1/sqrt(H), 1/sqrt(H)) for every tensor, in PyTorch's order: w_ih, w_hh, b_ih, b_hh.
-template <class T>
-std::array<Array<T>, 4> init_weights(std::size_t gates, std::size_t in, const RNNOptions& o,
-                                     Generator& gen) {
-  const std::size_t H = o.hidden_size();
-  const T k = T(1) / std::sqrt(static_cast<T>(H));
-  std::array<Array<T>, 4> w;
-  w[0] = uniform<T>(Shape{gates * H, in}, -k, k, gen);
-  w[1] = uniform<T>(Shape{gates * H, H}, -k, k, gen);
-  if (o.bias()) {
-    w[2] = uniform<T>(Shape{gates * H}, -k, k, gen);
-    w[3] = uniform<T>(Shape{gates * H}, -k, k, gen);
-    if (o.forget_bias()) {  // gate order i, f, g, o: the forget chunk is [H, 2H)
-      for (std::size_t j = H; j < 2 * H; ++j) {
-        w[2](j) = static_cast<T>(*o.forget_bias());
-        w[3](j) = T(0);
-      }
-    }
-  }
-  return w;
-}
-}  // namespace
 
 // ---- Step functions: the textbook cells ------------------------------------------------------
 
@@ -80,104 +42,154 @@ Var<T> gru_step(const Var<T>& xp, const Var<T>& h, const Var<T>& w_hh, const Var
   return candidate + update_gate * (h - candidate);  // (1 - z) n + z h
 }
 
-// ---- Cells ------------------------------------------------------------------------------------
+// ---- The built-in cells -----------------------------------------------------------------------
 
+// U(-1/sqrt(H), 1/sqrt(H)) for every tensor, in PyTorch's order: w_ih, w_hh, b_ih, b_hh.
 template <class T>
-CellBase<T>::CellBase(const char* name, CellKind kind, const RNNOptions& o, Generator& gen)
-    : Module<T>(name), options(o) {
-  check_options(name, kind, o);
-  auto w = init_weights<T>(gate_count(kind), o.input_size(), o, gen);
-  weight_ih = this->register_parameter("weight_ih", std::move(w[0]));
-  weight_hh = this->register_parameter("weight_hh", std::move(w[1]));
+CellBase<T>::CellBase(const char* name, std::size_t gates, const RNNOptions& o, Generator& gen,
+                      std::vector<StateSpec> states)
+    : Cell<T>(name, o, std::move(states)) {
+  const std::size_t H = o.hidden_size();
+  weight_ih = this->uniform_parameter("weight_ih", Shape{gates * H, o.input_size()}, gen);
+  weight_hh = this->uniform_parameter("weight_hh", Shape{gates * H, H}, gen);
   if (o.bias()) {
-    bias_ih = this->register_parameter("bias_ih", std::move(w[2]));
-    bias_hh = this->register_parameter("bias_hh", std::move(w[3]));
+    bias_ih = this->uniform_parameter("bias_ih", Shape{gates * H}, gen);
+    bias_hh = this->uniform_parameter("bias_hh", Shape{gates * H}, gen);
   }
 }
 
 template <class T>
-Var<T> CellBase<T>::project(const Var<T>& x, bool fold_hidden_bias) const {
-  if (x.dim() != 2 || x.shape(1) != options.input_size())
-    throw ShapeError(fmt::format("{}: input must be [batch, {}], got {}", this->name(),
-                                 options.input_size(), shape_str(x.shape())));
-  if (!options.bias()) return linear(x, weight_ih);
+Var<T> CellBase<T>::linear_ih(const Var<T>& x, bool fold_hidden_bias) const {
+  if (!this->options.bias()) return linear(x, weight_ih);
   return linear(x, weight_ih, fold_hidden_bias ? bias_ih + bias_hh : bias_ih);
 }
 
 template <class T>
-Var<T> CellBase<T>::state_or_zeros(const Var<T>& s, std::size_t batch, const char* what) const {
-  const Shape expect{batch, options.hidden_size()};
-  if (!s.defined()) return Var<T>(zeros<T>(expect));
-  if (s.shape() != expect)
-    throw ShapeError(fmt::format("{}: {} must be {}, got {}", this->name(), what, shape_str(expect),
-                                 shape_str(s.shape())));
-  return s;
+void CellBase<T>::check_input(const Var<T>& x) const {
+  if (x.dim() != 2 || x.shape(1) != this->options.input_size())
+    throw ShapeError(fmt::format("{}: input must be [batch, {}], got {}", this->name(),
+                                 this->options.input_size(), shape_str(x.shape())));
+}
+
+template <class T>
+RNNCell<T>::RNNCell(const RNNOptions& o, Generator& gen) : CellBase<T>("RNNCell", 1, o, gen) {
+  this->reject_forget_bias();
+}
+
+template <class T>
+LSTMCell<T>::LSTMCell(const RNNOptions& o, Generator& gen) : CellBase<T>("LSTMCell", 4, o, gen, {"h", "c"}) {
+  this->reject_nonlinearity();
+  this->init_forget_bias(this->bias_ih, 1);  // gate order i, f, g, o: chunk 1; b_hh's chunk is 0
+  if (o.forget_bias())
+    for (std::size_t j = o.hidden_size(); j < 2 * o.hidden_size(); ++j) this->bias_hh.mutable_value()(j) = T(0);
+}
+
+template <class T>
+GRUCell<T>::GRUCell(const RNNOptions& o, Generator& gen) : CellBase<T>("GRUCell", 3, o, gen) {
+  this->reject_forget_bias();
+  this->reject_nonlinearity();
 }
 
 template <class T>
 Var<T> RNNCell<T>::forward(const Var<T>& x, const Var<T>& h) {
-  Var<T> xp = this->project(x, true);
-  return rnn_step(xp, this->state_or_zeros(h, x.shape(0), "h"), this->weight_hh,
-                  this->options.nonlinearity());
+  this->check_input(x);
+  return (*this)(x, {h})[0];
 }
 
 template <class T>
 std::pair<Var<T>, Var<T>> LSTMCell<T>::forward(const Var<T>& x, const Var<T>& h, const Var<T>& c) {
-  Var<T> xp = this->project(x, true);
-  return lstm_step(xp, this->state_or_zeros(h, x.shape(0), "h"),
-                   this->state_or_zeros(c, x.shape(0), "c"), this->weight_hh);
+  this->check_input(x);
+  State<T> s = (*this)(x, {h, c});
+  return {s[0], s[1]};
 }
 
 template <class T>
 Var<T> GRUCell<T>::forward(const Var<T>& x, const Var<T>& h) {
-  Var<T> xp = this->project(x, false);
-  return gru_step(xp, this->state_or_zeros(h, x.shape(0), "h"), this->weight_hh, this->bias_hh);
+  this->check_input(x);
+  return (*this)(x, {h})[0];
 }
 
-// ---- Sequence modules -------------------------------------------------------------------------
+// ---- The driver -----------------------------------------------------------------------------
 
 template <class T>
-RecurrentBase<T>::RecurrentBase(const char* name, CellKind kind, const RNNOptions& o, Generator& gen)
-    : Module<T>(name), options(o), kind_(kind), dropout_gen_(gen.next_u64()) {
-  check_options(name, kind, o);
-  const std::size_t D = num_directions(), H = o.hidden_size();
-  for (std::size_t l = 0; l < o.num_layers(); ++l)
+Recurrent<T>::Recurrent(const RNNOptions& o, CellFactory<T> make_cell, Generator& gen)
+    : Recurrent("Recurrent", o, std::move(make_cell), gen) {}
+
+template <class T>
+Recurrent<T>::Recurrent(const RNNOptions& o, const std::string& cell_name, Generator& gen)
+    : Recurrent("Recurrent", o, cell_factory<T>(cell_name), gen) {}
+
+template <class T>
+Recurrent<T>::Recurrent(const std::string& name, const RNNOptions& o, CellFactory<T> make_cell, Generator& gen)
+    : Module<T>(name), options(o), dropout_gen_(gen.next_u64()) {
+  if (o.num_layers() == 0) throw ValueError(fmt::format("{}: num_layers must be positive", name));
+  if (!(o.dropout() >= 0.0 && o.dropout() < 1.0))
+    throw ValueError(fmt::format("{}: dropout = {} must be in [0, 1)", name, o.dropout()));
+  if (!make_cell) throw ValueError(fmt::format("{}: no cell factory given", name));
+  const std::size_t D = num_directions();
+  std::size_t in = o.input_size();
+  for (std::size_t l = 0; l < o.num_layers(); ++l) {
+    std::size_t out = 0;
     for (std::size_t d = 0; d < D; ++d) {
-      const std::string sfx = fmt::format("_l{}{}", l, d == 1 ? "_reverse" : "");
-      auto w = init_weights<T>(gate_count(kind), l == 0 ? o.input_size() : D * H, o, gen);
-      Weights p;
-      p.w_ih = this->register_parameter("weight_ih" + sfx, std::move(w[0]));
-      p.w_hh = this->register_parameter("weight_hh" + sfx, std::move(w[1]));
-      if (o.bias()) {
-        p.b_ih = this->register_parameter("bias_ih" + sfx, std::move(w[2]));
-        p.b_hh = this->register_parameter("bias_hh" + sfx, std::move(w[3]));
+      RNNOptions co = o;
+      co.input_size(in);
+      std::shared_ptr<Cell<T>> c;
+      try {
+        c = make_cell(co, gen);
+      } catch (const ValueError& e) {
+        throw ValueError(fmt::format("{}: {}", name, e.what()));
       }
-      weights_.push_back(p);
+      if (!c) throw ValueError(fmt::format("{}: the cell factory returned no cell", name));
+      if (c->input_size() != in)
+        throw ValueError(fmt::format("{}: cell {} was built for input size {}, layer {} gives {}", name,
+                                     c->name(), c->input_size(), l, in));
+      out = c->output_size();
+      this->register_module_with_suffix(fmt::format("_l{}{}", l, d == 1 ? "_reverse" : ""), c);
+      cells_.push_back(std::move(c));
     }
+    in = D * out;
+  }
+  cell_name_ = cells_[0]->name();
+  if (name == "Recurrent") this->set_name(fmt::format("Recurrent({})", cell_name_));
 }
 
 template <class T>
-RNNOutput<T> RecurrentBase<T>::run(const Var<T>& input, const Var<T>& h0, const Var<T>& c0,
+typename Recurrent<T>::Weights Recurrent<T>::weights(std::size_t layer, std::size_t direction) const {
+  auto* c = dynamic_cast<const CellBase<T>*>(&cell(layer, direction));
+  if (!c) throw ValueError(fmt::format("{}: weights() is for the built-in cells; use cell(l, d)", this->name()));
+  return {c->weight_ih, c->weight_hh, c->bias_ih, c->bias_hh};
+}
+
+template <class T>
+RNNOutput<T> Recurrent<T>::forward(const Var<T>& input, const State<T>& initial,
                                    const std::vector<std::size_t>& lengths) {
-  const char* name = this->name().c_str();
+  const std::string& name = this->name();
   const RNNOptions& o = options;
+  const Cell<T>& first = *cells_[0];
+  const std::size_t S = first.num_states(), out_idx = first.output_state();
   if (input.dim() != 3 || input.shape(2) != o.input_size())
     throw ShapeError(fmt::format("{}: input must be {} with {} features, got {}", name,
                                  o.batch_first() ? "[batch, time, features]" : "[time, batch, features]",
                                  o.input_size(), shape_str(input.shape())));
   Var<T> x = o.batch_first() ? permute(input, {1, 0, 2}) : input;  // [T, B, I]
-  const std::size_t T_ = x.shape(0), B = x.shape(1), H = o.hidden_size(), D = num_directions();
-  const std::size_t L = o.num_layers();
-  const Shape state_shape{L * D, B, H};
-  auto check_state = [&](const Var<T>& s, const char* what) {
-    if (s.defined() && s.shape() != state_shape)
-      throw ShapeError(fmt::format("{}: {} must be {} (layers * directions, batch, hidden), got {}",
-                                   name, what, shape_str(state_shape), shape_str(s.shape())));
-  };
-  check_state(h0, "h0");
-  check_state(c0, "c0");
-  if (kind_ != CellKind::LSTM && c0.defined())
-    throw ValueError(fmt::format("{}: only an LSTM has a cell state c0", name));
+  const std::size_t T_ = x.shape(0), B = x.shape(1), D = num_directions(), L = o.num_layers();
+  if (T_ == 0 || B == 0)
+    throw ShapeError(fmt::format("{}: input {} has no {}; a sequence needs at least one step", name,
+                                 shape_str(input.shape()), T_ == 0 ? "time steps" : "batch entries"));
+  if (!initial.empty() && initial.size() != S) {
+    std::vector<std::string> names;
+    for (const auto& s : first.state_spec()) names.push_back(s.name);
+    throw ValueError(fmt::format("{}: {} initial states given, cell {} has {} ({})", name, initial.size(),
+                                 first.name(), S, fmt::join(names, ", ")));
+  }
+  for (std::size_t k = 0; k < initial.size(); ++k) {
+    const Shape want{L * D, B, first.state_size(k)};
+    if (initial[k].defined() && initial[k].shape() != want)
+      throw ShapeError(fmt::format("{}: {}0 (initial state '{}' of cell {}) must be {} (layers * directions, "
+                                   "batch, {}), got {}",
+                                   name, first.state_spec()[k].name, first.state_spec()[k].name, first.name(),
+                                   shape_str(want), first.state_size(k), shape_str(initial[k].shape())));
+  }
 
   // Variable lengths: masks [B, 1] for the steps where some sequence has ended.
   bool ragged = false;
@@ -204,44 +216,37 @@ RNNOutput<T> RecurrentBase<T>::run(const Var<T>& input, const Var<T>& h0, const 
     keep_f[t] = Var<T>(std::move(m));
   }
 
-  std::vector<Var<T>> h_n, c_n;
+  std::vector<State<T>> finals(S);  // finals[k][l * D + d]
   Var<T> layer_in = x;
   for (std::size_t l = 0; l < L; ++l) {
     std::vector<Var<T>> dir_out;
     for (std::size_t d = 0; d < D; ++d) {
-      const Weights& w = weights(l, d);
+      const Cell<T>& cell = *cells_[l * D + d];
       const std::size_t idx = l * D + d;
-      // One matmul projects every time step: [T, B, in] -> [T, B, G*H]. The hidden bias folds in
-      // for RNN and LSTM; GRU needs it inside the reset product.
-      Var<T> bias;
-      if (o.bias()) bias = kind_ == CellKind::GRU ? w.b_ih : w.b_ih + w.b_hh;
-      Var<T> xp = linear(layer_in, w.w_ih, bias);
-      Var<T> h = h0.defined() ? select(h0, 0, idx) : Var<T>(zeros<T>(Shape{B, H}));
-      Var<T> c;
-      if (kind_ == CellKind::LSTM) c = c0.defined() ? select(c0, 0, idx) : Var<T>(zeros<T>(Shape{B, H}));
+      // The input-only part of every step at once: one GEMM for [T, B, in] -> [T, B, P].
+      Var<T> xp = cell.project(layer_in);
+      if (xp.dim() != 3 || xp.shape(0) != T_ || xp.shape(1) != B)
+        throw ShapeError(fmt::format("{}: cell {}'s project() must keep [time, batch] = ({}, {}), got {}", name,
+                                     cell.name(), T_, B, shape_str(xp.shape())));
+      State<T> state(S);
+      for (std::size_t k = 0; k < S; ++k)
+        state[k] = cell.state_or_zeros(k < initial.size() && initial[k].defined() ? select(initial[k], 0, idx) : Var<T>(),
+                                       k, B);
       std::vector<Var<T>> outs(T_);
       for (std::size_t s = 0; s < T_; ++s) {
         const std::size_t t = d == 0 ? s : T_ - 1 - s;
-        Var<T> x_t = select(xp, 0, t);
-        Var<T> h_next, c_next;
-        switch (kind_) {
-          case CellKind::RNN: h_next = rnn_step(x_t, h, w.w_hh, o.nonlinearity()); break;
-          case CellKind::LSTM: std::tie(h_next, c_next) = lstm_step(x_t, h, c, w.w_hh); break;
-          case CellKind::GRU: h_next = gru_step(x_t, h, w.w_hh, w.b_hh); break;
-        }
+        State<T> next = cell.step(select(xp, 0, t), state);
+        cell.check_step(next, B);
         if (ragged && !all_real[t]) {  // ended sequences keep their state and output zeros
-          outs[t] = h_next * keep_f[t];
-          h = xg::where(keep[t], h_next, h);
-          if (c.defined()) c = xg::where(keep[t], c_next, c);
+          outs[t] = next[out_idx] * keep_f[t];
+          for (std::size_t k = 0; k < S; ++k) state[k] = xg::where(keep[t], next[k], state[k]);
         } else {
-          outs[t] = h_next;
-          h = h_next;
-          c = c_next;
+          outs[t] = next[out_idx];
+          state = std::move(next);
         }
       }
       dir_out.push_back(stack(outs, 0));
-      h_n.push_back(h);
-      if (c.defined()) c_n.push_back(c);
+      for (std::size_t k = 0; k < S; ++k) finals[k].push_back(state[k]);
     }
     layer_in = D == 1 ? dir_out[0] : concat(dir_out, 2);
     if (l + 1 < L && o.dropout() > 0 && this->is_training())
@@ -249,8 +254,9 @@ RNNOutput<T> RecurrentBase<T>::run(const Var<T>& input, const Var<T>& h0, const 
   }
   RNNOutput<T> out;
   out.output = o.batch_first() ? permute(layer_in, {1, 0, 2}) : layer_in;
-  out.h_n = stack(h_n, 0);
-  if (!c_n.empty()) out.c_n = stack(c_n, 0);
+  for (std::size_t k = 0; k < S; ++k) out.states.push_back(stack(finals[k], 0));
+  out.h_n = out.states[out_idx];
+  if (S == 2) out.c_n = out.states[1 - out_idx];
   return out;
 }
 
@@ -263,7 +269,7 @@ RNNOutput<T> RecurrentBase<T>::run(const Var<T>& input, const Var<T>& h0, const 
   template class RNNCell<T>;                                                                     \
   template class LSTMCell<T>;                                                                    \
   template class GRUCell<T>;                                                                     \
-  template class RecurrentBase<T>;
+  template class Recurrent<T>;
 XG_INSTANTIATE(float)
 XG_INSTANTIATE(double)
 #undef XG_INSTANTIATE
