@@ -528,7 +528,7 @@ bool plot_curve(const std::string& csv, const std::string& png, const std::strin
       "  set terminal png size 960,{} noenhanced\n"
       "}}\n"
       "set output {}\n"
-      "set key autotitle columnhead outside right top vertical\n"
+      "set key autotitle columnhead outside right top vertical Left reverse\n"
       "set grid\n"
       "set xlabel 'epoch'\n"
       "set xrange [{}:{}]\n"
@@ -536,7 +536,7 @@ bool plot_curve(const std::string& csv, const std::string& png, const std::strin
       "set format x '%.0f'\n"
       "set offsets 0, 0, graph 0.1, graph 0.1\n"
       "set lmargin 12\n"
-      "set rmargin 30\n"
+      "set rmargin 36\n"
       "set multiplot layout {}, 1 title {}\n",
       height, height, gp_quote(png), static_cast<double>(first) - 0.3,
       static_cast<double>(last) + 0.3, first, step, panels.size(), gp_quote(title));
