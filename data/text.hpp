@@ -47,8 +47,8 @@ std::vector<std::string> utf8_chars(std::string_view s, std::size_t* invalid = n
 
 // ---- Vocabularies --------------------------------------------------------------------------
 
-/// Tokens (characters or words) to ids and back. Id 0 is "<pad>" (what pad_ids puts past a
-/// sequence's end) and id 1 is "<unk>" (anything not seen when the vocabulary was built).
+/// Tokens (characters or words) to ids and back. Id 0 is `<pad>` (what pad_ids puts past a
+/// sequence's end) and id 1 is `<unk>` (anything not seen when the vocabulary was built).
 ///
 ///     Vocab v;  v.add("a");  v.add("b");   // ids 2 and 3
 ///     v.ids({"b", "z"}) == {3, Vocab::kUnk}
@@ -64,7 +64,7 @@ class Vocab {
   bool contains(const std::string& token) const { return ids_.count(token) > 0; }
   /// The token of `id`; throws ValueError naming the id and the size when it is out of range.
   const std::string& token(std::int64_t id) const;
-  /// Ids and tokens count <pad> and <unk>.
+  /// Ids and tokens count `<pad>` and `<unk>`.
   std::size_t size() const { return tokens_.size(); }
 
   /// Every token's id (kUnk for unknown ones).
@@ -79,7 +79,7 @@ class Vocab {
 
 /// A vocabulary of the tokens of `docs` that occur at least `min_count` times, most frequent
 /// first (ties in first-seen order, so the ids depend only on the data). The rarer tokens read
-/// as <unk>.
+/// as `<unk>`.
 Vocab build_vocab(const std::vector<std::vector<std::string>>& docs, std::size_t min_count = 1);
 
 }  // namespace xg::data
