@@ -2,6 +2,7 @@
 #pragma once
 
 #include <xgrad/tensor/blas.hpp>
+#include <xgrad/tensor/denormals.hpp>
 #include <xgrad/tensor/format.hpp>
 #include <xgrad/tensor/npy.hpp>
 #include <xgrad/tensor/options.hpp>
@@ -13,3 +14,5 @@
 #include <xgrad/nn/nn.hpp>
 #include <xgrad/optim/optim.hpp>
 #include <xgrad/optim/checkpoint.hpp>
+
+#include <xgrad/data/data.hpp>

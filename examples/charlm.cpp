@@ -26,7 +26,6 @@
 
 #include "common.hpp"
 #include "parallel.hpp"
-#include "text_data.hpp"
 
 using namespace xg;
 
@@ -67,7 +66,7 @@ Corpus load_fortunes(const std::string& dir) {
   c.separator = "%\n";
   for (const std::string& f : files) {
     std::string doc;
-    for (const std::string& line : ex::split_lines(ex::read_file(f))) {
+    for (const std::string& line : data::split_lines(data::read_file(f))) {
       if (line == "%") {
         if (!doc.empty()) c.docs.push_back(doc + "%\n");
         doc.clear();
@@ -83,7 +82,7 @@ Corpus load_fortunes(const std::string& dir) {
 /// A text file as blocks of whole lines of about 2 KB (a longer line is cut at a character
 /// boundary), so that held-out blocks are spread over the whole file.
 Corpus load_text(const std::string& path) {
-  const std::string text = ex::read_file(path);
+  const std::string text = data::read_file(path);
   if (text.empty()) throw IoError(fmt::format("{}: the file is empty", path));
   Corpus c{path, {}, std::string(1, '\n')};
   const std::size_t target = 2048;
@@ -147,8 +146,8 @@ struct NGram {
 // ---- The model ---------------------------------------------------------------------------------
 
 struct LmOutput {
-  Var<float> logits;         // [T, B, vocab]
-  nn::State<float> state;    // the cell's final states, each [layers, B, hidden]
+  Var<float> logits;       // [T, B, vocab]
+  nn::State<float> state;  // the cell's final states, each [layers, B, hidden]
 };
 
 /// Embedding -> recurrent layers (an LSTM by default; --cell) -> Linear over the characters.
@@ -159,9 +158,10 @@ class CharLM : public nn::Module<float> {
       : nn::Module<float>("CharLM") {
     embed_ = register_module(
         "embed", std::make_shared<nn::Embedding<float>>(nn::EmbeddingOptions(vocab, embed)));
-    rnn_ = register_module(
-        "lstm", std::make_shared<nn::Recurrent<float>>(
-                    nn::RNNOptions(embed, hidden).num_layers(layers).dropout(dropout), ex::cell_name(cell)));
+    rnn_ = register_module("lstm",
+                           std::make_shared<nn::Recurrent<float>>(
+                               nn::RNNOptions(embed, hidden).num_layers(layers).dropout(dropout),
+                               ex::cell_name(cell)));
     head_ = register_module("head", std::make_shared<nn::Linear<float>>(hidden, vocab));
   }
   /// ids [T, B] with the state carried from the previous chunk (empty: zeros).
@@ -207,7 +207,7 @@ Bpc evaluate(CharLM& model, const std::vector<std::int64_t>& ids, const NGram* n
              std::size_t streams, const ex::Parallel& par) {
   NoGradGuard no_grad;
   model.eval();
-  const ex::Streams s(ids, streams, 256);
+  const data::Streams s(ids, streams, 256);
   const std::vector<std::size_t> mine = par.shard(streams);
   nn::State<float> state;
   Bpc r;
@@ -237,7 +237,7 @@ Bpc evaluate(CharLM& model, const std::vector<std::int64_t>& ids, const NGram* n
 
 /// Feeds `prime`, then draws `n` characters from softmax(logits / temperature) (never <pad> or
 /// <unk>), each fed back as the next input.
-std::string sample(CharLM& model, const ex::Vocab& vocab, const std::vector<std::int64_t>& prime,
+std::string sample(CharLM& model, const data::Vocab& vocab, const std::vector<std::int64_t>& prime,
                    std::size_t n, double temperature, Generator& gen) {
   NoGradGuard no_grad;
   model.eval();
@@ -299,31 +299,24 @@ int train(ex::Parallel& par, int argc, char** argv) {
       .add_int("embed", 64, "character embedding size", 1)
       .add_double("dropout", 0.0, "dropout between the recurrent layers", 0.0, 0.9)
       .add_int("min-count", 2, "characters seen fewer times in training become <unk>", 1)
-      .add_choice("schedule", {"cosine", "constant"}, "cosine",
-                  "learning rate over the epochs: cosine decays from --lr to --lr/100")
-      .add_double("clip", 1.0, "clip the gradient norm to this (0: no clipping)", 0.0)
       .add_int("sample", 600, "characters to generate after training (0: none)", 0)
       .add_double("temperature", 0.7, "sampling temperature: lower is safer, higher is wilder",
                   0.01, 10.0)
       .add_string("prime", "", "text the sample continues (default: the start of a new document)",
-                  "TEXT")
-      .add_int("stop-after", 0, "end after this epoch, as if interrupted (0: run every epoch)", 0);
+                  "TEXT");
+  // --smoke: a few seconds on the first part of the corpus, a tiny model, short epochs.
+  flags.smoke_default("hidden", "48")
+      .smoke_default("epochs", "2")
+      .smoke_default("lr", "0.01")
+      .smoke_default("epoch-chars", "12000")
+      .smoke_default("eval-chars", "5000")
+      .smoke_default("sample", "80");
   flags.parse(argc, argv);
-  ex::Common c = ex::common_flags(flags);
-  std::size_t streams = flags.get_size("streams"), chunk = flags.get_size("chunk");
-  std::size_t epoch_chars = flags.get_size("epoch-chars"),
-              eval_chars = flags.get_size("eval-chars");
-  std::size_t n_sample = flags.get_size("sample");
-  if (c.smoke) {  // a few seconds: the first part of the corpus, a tiny model, short epochs
-    if (!flags.given("hidden")) c.hidden = 48;
-    if (!flags.given("epochs")) c.epochs = 2;
-    if (!flags.given("streams")) streams = 16;
-    if (!flags.given("chunk")) chunk = 32;
-    if (!flags.given("lr")) c.lr = 1e-2;
-    epoch_chars = std::min<std::size_t>(epoch_chars ? epoch_chars : SIZE_MAX, 12000);
-    eval_chars = std::min<std::size_t>(eval_chars, 5000);
-    n_sample = std::min<std::size_t>(n_sample, 80);
-  }
+  const ex::Common c = ex::common_flags(flags);
+  const std::size_t streams = flags.get_size("streams"), chunk = flags.get_size("chunk");
+  const std::size_t epoch_chars = flags.get_size("epoch-chars"),
+                    eval_chars = flags.get_size("eval-chars");
+  const std::size_t n_sample = flags.get_size("sample");
   ex::setup(c);
 
   Corpus corpus = flags.get_string("text").empty() ? load_fortunes(flags.get_string("fortunes-dir"))
@@ -345,9 +338,9 @@ int train(ex::Parallel& par, int argc, char** argv) {
   if (n_valid_docs == 0)
     valid_text = corpus.docs.back(), train_text.resize(train_text.size() - valid_text.size());
   std::size_t invalid = 0;
-  const std::vector<std::string> train_chars = ex::utf8_chars(train_text, &invalid);
-  const std::vector<std::string> valid_chars = ex::utf8_chars(valid_text, &invalid);
-  const ex::Vocab vocab = ex::build_vocab({train_chars}, flags.get_size("min-count"));
+  const std::vector<std::string> train_chars = data::utf8_chars(train_text, &invalid);
+  const std::vector<std::string> valid_chars = data::utf8_chars(valid_text, &invalid);
+  const data::Vocab vocab = data::build_vocab({train_chars}, flags.get_size("min-count"));
   const std::vector<std::int64_t> train_ids = vocab.ids(train_chars),
                                   valid_all = vocab.ids(valid_chars);
   const std::vector<std::int64_t> valid_part(
@@ -359,7 +352,7 @@ int train(ex::Parallel& par, int argc, char** argv) {
         fmt::format("{}: the training text ({} characters) is too short for {} "
                     "streams",
                     corpus.source, train_ids.size(), streams));
-  const ex::Streams train_streams(train_ids, streams, chunk);
+  const data::Streams train_streams(train_ids, streams, chunk);
   const std::size_t eval_streams =
       std::min<std::size_t>(16, std::max<std::size_t>(1, valid_part.size() / 512));
   if (valid_all.size() < 3 * eval_streams)
@@ -375,11 +368,9 @@ int train(ex::Parallel& par, int argc, char** argv) {
   auto opt = ex::make_optimizer(c, model.named_parameters());
   const std::vector<Var<float>> params = model.parameters();
   par.data_parallel(params);  // under MPI: rank 0's initial values on every rank
-  const double clip = flags.get_double("clip");
+  const double clip = c.clip;
   Generator sample_gen(c.seed + 2);  // only sampling draws from it
-  std::unique_ptr<optim::Schedule<float>> schedule;
-  if (flags.get_string("schedule") == "cosine")
-    schedule = std::make_unique<optim::CosineAnnealingLR<float>>(*opt, c.epochs, c.lr / 100);
+  const std::unique_ptr<optim::Schedule<float>> schedule = ex::make_schedule(c, *opt);
   const std::string settings = flags.settings(
       {"save", "resume", "log", "plot", "threads", "stop-after", "sample", "temperature", "prime"});
   ex::RunState st;
@@ -396,7 +387,8 @@ int train(ex::Parallel& par, int argc, char** argv) {
   if (!par.is_root())
     train_gen.seed(c.seed + 1000 + std::uint64_t(par.rank()) + 7919 * std::uint64_t(st.step));
   st.settings = settings;
-  const std::size_t stop_after = flags.get_size("stop-after");
+  const std::size_t stop_after = c.stop_after;
+  if (!c.resume.empty() && par.is_root()) ex::trim_csv_log(c.log, st.epoch);  // rows of epochs not checkpointed
   ex::CsvLog log(par.is_root() ? c.log : "", {"valid_bpc", "bigram_bpc"}, !c.resume.empty());
 
   fmt::print("data: {}: {} documents, {} held out; {} training / {} held-out characters{}\n",
@@ -494,7 +486,7 @@ int train(ex::Parallel& par, int argc, char** argv) {
     if (default_prime) prime = corpus.separator;
     std::size_t unknown = 0;
     std::vector<std::int64_t> prime_ids;
-    for (const auto& ch : ex::utf8_chars(prime)) {
+    for (const auto& ch : data::utf8_chars(prime)) {
       prime_ids.push_back(vocab.id(ch));
       unknown += !vocab.contains(ch);
     }
@@ -505,7 +497,12 @@ int train(ex::Parallel& par, int argc, char** argv) {
     fmt::print("\nsample ({} characters, temperature {}):\n{}{}\n", n_sample, temperature,
                default_prime ? "" : prime, text);
   }
-  if (!c.plot.empty() && par.is_root()) ex::plot_curve(c.log, c.plot, "charlm: bits per character");
+  if (!c.plot.empty() && par.is_root())
+    ex::plot_curve(c.log, c.plot, "charlm: bits per character (lower is better)",
+                   {{"bits per character",
+                     {{"train_loss", "train"},
+                      {"valid_bpc", "held-out"},
+                      {"bigram_bpc", "bigram baseline (held-out)", 1, true}}}});
   // a resumed run saw only the end of the curve
   if (c.smoke && c.resume.empty()) ex::check_loss_history(losses, 8, 5);
   return 0;

@@ -27,7 +27,6 @@
 
 #include "common.hpp"
 #include "parallel.hpp"
-#include "text_data.hpp"
 
 using namespace xg;
 
@@ -59,23 +58,43 @@ const std::vector<Language> kLanguages = {{"en", "English", "american-english", 
                                           {"it", "Italian", "italian", "witalian"},
                                           {"nl", "Dutch", "dutch", "wdutch"}};
 
+/// Lower case for the Latin letters of the word lists: ASCII, Latin-1 (À-Þ but ×) and the
+/// upper/lower pairs of Latin Extended-A (Ā-ž). Other code points are returned unchanged.
+char32_t latin_lower(char32_t c) {
+  if (c >= U'A' && c <= U'Z') return c + 32;
+  if (c >= 0xC0 && c <= 0xDE && c != 0xD7) return c + 32;
+  if (c >= 0x100 && c <= 0x137 && c % 2 == 0) return c + 1;
+  if (c >= 0x139 && c <= 0x148 && c % 2 == 1) return c + 1;
+  if (c >= 0x14A && c <= 0x177 && c % 2 == 0) return c + 1;
+  if (c == 0x178) return 0xFF;
+  if (c >= 0x179 && c <= 0x17E && c % 2 == 1) return c + 1;
+  return c;
+}
+
+/// Whether `c` is a letter of the Latin scripts (ASCII letters, Latin-1 letters, Latin
+/// Extended-A/B).
+bool is_latin_letter(char32_t c) {
+  return (c >= U'a' && c <= U'z') || (c >= U'A' && c <= U'Z') ||
+         (c >= 0xC0 && c <= 0x24F && c != 0xD7 && c != 0xF7);
+}
+
 /// Lower-cased Latin letters only; empty when the word has anything else (digits, apostrophes,
 /// hyphens, dots) or is shorter than 2 or longer than max_len characters.
 std::u32string clean_word(const std::string& line, std::size_t max_len) {
-  std::u32string w = ex::utf8_decode(line);
+  std::u32string w = data::utf8_decode(line);
   if (w.size() < 2 || w.size() > max_len) return {};
   for (char32_t& c : w) {
-    if (!ex::is_latin_letter(c)) return {};
-    c = ex::latin_lower(c);
+    if (!is_latin_letter(c)) return {};
+    c = latin_lower(c);
   }
   return w;
 }
 
 /// The text a model reads for a word typed by a user (the same cleaning, but never refused).
 std::vector<std::string> word_tokens(const std::string& word, bool lower) {
-  std::u32string w = ex::utf8_decode(word);
+  std::u32string w = data::utf8_decode(word);
   std::vector<std::string> out;
-  for (char32_t c : w) out.push_back(ex::utf8_encode(lower ? ex::latin_lower(c) : c));
+  for (char32_t c : w) out.push_back(data::utf8_encode(lower ? latin_lower(c) : c));
   return out;
 }
 
@@ -96,15 +115,8 @@ std::vector<std::string> split_commas(const std::string& list) {
 
 // Puts 80% of each class in train, 10% in valid, 10% in test (at least one in train).
 void stratified_split(Dataset& d, Generator& gen) {
-  std::vector<std::vector<std::size_t>> by_class(d.classes.size());
-  for (std::size_t i = 0; i < d.labels.size(); ++i)
-    by_class[static_cast<std::size_t>(d.labels[i])].push_back(i);
-  for (auto& v : by_class) {
-    ex::shuffle(v, gen);
-    const std::size_t n = v.size(), n_test = n / 10, n_valid = n / 10;
-    for (std::size_t k = 0; k < n; ++k)
-      (k < n_test ? d.test : k < n_test + n_valid ? d.valid : d.train).push_back(v[k]);
-  }
+  data::Split s = data::stratified_split(d.labels, /*valid*/ 0.1, /*test*/ 0.1, gen);
+  d.train = std::move(s.train), d.valid = std::move(s.valid), d.test = std::move(s.test);
   if (d.valid.empty() || d.test.empty())
     throw ValueError(
         fmt::format("{} examples are too few to hold out a validation and a test "
@@ -129,12 +141,12 @@ Dataset load_languages(const std::string& dir, const std::vector<std::string>& c
     const std::string path = dir + "/" + it->file;
     std::string text;
     try {
-      text = ex::read_file(path);
+      text = data::read_file(path);
     } catch (const IoError& e) {
       throw IoError(fmt::format("{} (install the Debian package {})", e.what(), it->package));
     }
     std::set<std::u32string> unique;
-    for (const std::string& line : ex::split_lines(text)) {
+    for (const std::string& line : data::split_lines(text)) {
       std::u32string w = clean_word(line, max_len);
       if (!w.empty()) unique.insert(std::move(w));
     }
@@ -158,9 +170,9 @@ Dataset load_languages(const std::string& dir, const std::vector<std::string>& c
       codes.size(), dir, shared, n,
       n < per_class ? fmt::format(" (the smallest list has only {})", smallest) : "");
   for (std::size_t c = 0; c < words.size(); ++c) {
-    ex::shuffle(words[c], gen);
+    data::shuffle(words[c], gen);
     for (std::size_t k = 0; k < n; ++k) {
-      d.texts.push_back(ex::utf8_encode(words[c][k]));
+      d.texts.push_back(data::utf8_encode(words[c][k]));
       d.tokens.push_back(word_tokens(d.texts.back(), false));
       d.labels.push_back(static_cast<std::int64_t>(c));
     }
@@ -193,11 +205,11 @@ Dataset load_tsv(const std::string& path, bool words, std::size_t max_len, Gener
   Dataset d;
   d.task = path;
   d.unit = words ? "word" : "character";
-  const std::string text = ex::read_file(path);
+  const std::string text = data::read_file(path);
   std::map<std::string, std::int64_t> label_ids;
   std::vector<std::string> raw_labels;
   std::size_t invalid = 0, truncated = 0, line_no = 0;
-  for (const std::string& line : ex::split_lines(text)) {
+  for (const std::string& line : data::split_lines(text)) {
     ++line_no;
     if (line.find_first_not_of(" \t") == std::string::npos) continue;  // blank
     const auto tab = line.find('\t');
@@ -207,12 +219,12 @@ Dataset load_tsv(const std::string& path, bool words, std::size_t max_len, Gener
     if (label.empty()) throw IoError(fmt::format("{}:{}: the label is empty", path, line_no));
     std::vector<std::string> toks;
     if (words) {
-      toks = ex::split_words(body);
+      toks = data::split_words(body);
       std::size_t bad = 0;
-      for (auto& t : toks) ex::utf8_decode(t, &bad);
+      for (auto& t : toks) data::utf8_decode(t, &bad);
       invalid += bad;
     } else {
-      toks = ex::utf8_chars(body, &invalid);
+      toks = data::utf8_chars(body, &invalid);
     }
     if (toks.empty()) throw IoError(fmt::format("{}:{}: the text is empty", path, line_no));
     if (toks.size() > max_len) toks.resize(max_len), ++truncated;
@@ -250,14 +262,15 @@ class Classifier : public nn::Module<float> {
       : nn::Module<float>("Classifier"), layers_(layers) {
     embed_ = register_module(
         "embed", std::make_shared<nn::Embedding<float>>(nn::EmbeddingOptions(vocab, embed)));
-    rnn_ = register_module("rnn", std::make_shared<nn::Recurrent<float>>(
-                                      nn::RNNOptions(embed, hidden).num_layers(layers), ex::cell_name(cell)));
+    rnn_ = register_module(
+        "rnn", std::make_shared<nn::Recurrent<float>>(
+                   nn::RNNOptions(embed, hidden).num_layers(layers), ex::cell_name(cell)));
     head_ = register_module("head", std::make_shared<nn::Linear<float>>(hidden, classes));
   }
 
   /// Logits [B, classes] for a padded batch.
-  Var<float> forward(const ex::Padded& b) {
-    const Var<float> x = embed_->forward(b.ids);  // [T, B, embed]
+  Var<float> forward(const data::Padded<std::int64_t>& b) {
+    const Var<float> x = embed_->forward(b.values);  // [T, B, embed]
     nn::RNNOutput<float> out = rnn_->forward(x, {}, b.lengths);
     return head_->forward(select(out.h_n, 0, layers_ - 1));  // the last layer's final state
   }
@@ -296,12 +309,12 @@ Score evaluate(Classifier& model, const Dataset& d,
   Score s;
   s.predicted.assign(split.size(), -1);
   std::size_t correct = 0;
-  for (const auto& all_positions : ex::bucket_batches(split_lengths, order, 512)) {
+  for (const auto& all_positions : data::make_batches(order, 512, nullptr, &split_lengths)) {
     const std::vector<std::size_t> positions = par.take_shard(all_positions);
     if (positions.empty()) continue;
     std::vector<std::size_t> idx;
     for (std::size_t k : positions) idx.push_back(split[k]);
-    const ex::Padded b = ex::pad_batch(ids, idx);
+    const data::Padded<std::int64_t> b = data::pad_ids(ids, idx);
     const IndexArray y = labels_of(d, idx);
     const Var<float> logits = model.forward(b);
     s.loss += cross_entropy(logits, y, {.reduction = Reduction::Sum}).item();
@@ -377,13 +390,12 @@ void print_by_length(const Dataset& d, const std::vector<std::size_t>& split, co
 // ---- Training ----------------------------------------------------------------------------------
 
 int train(ex::Parallel& par, int argc, char** argv) {
-  const ex::SplitArgs args = ex::split_at_double_dash(argc, argv);
   ex::Flags flags(
       "classify",
       "A recurrent network classifies sequences from its last hidden state.\n"
       "Default task: which language a word is from (en de fr es it nl), letter by letter,\n"
-      "from Debian's word lists. Words to classify after training go after `--` or in\n"
-      "--words: `classify --epochs 5 -- Haus maison house`.\n"
+      "from Debian's word lists. Words to classify after training go at the end (after\n"
+      "`--` when one could be read as a flag) or in --words: `classify -- Haus maison`.\n"
       "--task parity: is the number of 1s in a bit string odd? Compare --cell rnn/gru/lstm\n"
       "as --length grows (parity trains 10 epochs unless --epochs is given).\n"
       "--data FILE: any file of 'label<TAB>text' lines.\n"
@@ -396,9 +408,6 @@ int train(ex::Parallel& par, int argc, char** argv) {
       .add_cell("cell", "lstm", "recurrent cell")
       .add_int("embed", 32, "token embedding size", 1)
       .add_int("batch", 64, "minibatch size (over all MPI ranks)", 1)
-      .add_choice("schedule", {"cosine", "constant"}, "cosine",
-                  "learning rate over the epochs: cosine decays from --lr to --lr/100")
-      .add_double("clip", 1.0, "clip the gradient norm to this (0: no clipping)", 0.0)
       .add_string("dict-dir", "/usr/share/dict", "language: where the word lists are", "DIR")
       .add_string("languages", "en,de,fr,es,it,nl", "language: which lists, comma-separated",
                   "LIST")
@@ -411,28 +420,28 @@ int train(ex::Parallel& par, int argc, char** argv) {
       .add_int("length", 40, "parity: longest string (lengths are uniform from --min-length)", 1,
                1000)
       .add_int("min-length", 1, "parity: shortest string", 1, 1000)
-      .add_string("words", "", "comma-separated words to classify after training", "LIST")
-      .add_int("stop-after", 0, "end after this epoch, as if interrupted (0: run every epoch)", 0);
-  flags.parse(args.argc(), args.argv());
-  ex::Common c = ex::common_flags(flags);
+      .add_string("words", "", "comma-separated words to classify after training", "LIST");
+  std::vector<std::string> words;  // the words at the end of the command line
+  flags.app().add_option("WORDS", words, "words to classify after training");
+  // --smoke: a few seconds.
+  flags.smoke_default("hidden", "32")
+      .smoke_default("epochs", "3")
+      .smoke_default("batch", "32")
+      .smoke_default("per-class", "300")
+      .smoke_default("examples", "2000");
+  flags.parse(argc, argv);
   const std::string task = flags.get_string("data").empty() ? flags.get_string("task") : "data";
   if (task == "data" && flags.given("task"))
     throw ex::UsageError("give either --task or --data, not both");
-  std::size_t per_class = flags.get_size("per-class"), examples = flags.get_size("examples");
-  std::size_t batch = flags.get_size("batch");
+  if (task == "parity" && flags.is_default("epochs")) flags.set_default("epochs", "10");  // --help
+  const ex::Common c = ex::common_flags(flags);
+  const std::size_t per_class = flags.get_size("per-class"), examples = flags.get_size("examples");
+  const std::size_t batch = flags.get_size("batch");
   const std::size_t min_len = flags.get_size("min-length"), max_parity = flags.get_size("length");
   if (min_len > max_parity)
     throw ex::UsageError(fmt::format("--min-length {} is above --length {}", min_len, max_parity));
   std::size_t max_len = flags.get_size("max-len");
   if (max_len == 0) max_len = task == "language" ? 20 : 200;
-  if (task == "parity" && !flags.given("epochs")) c.epochs = 10;  // see --help
-  if (c.smoke) {                                                  // a few seconds
-    per_class = std::min<std::size_t>(per_class, 300);
-    examples = std::min<std::size_t>(examples, 2000);
-    if (!flags.given("hidden")) c.hidden = 32;
-    if (!flags.given("epochs")) c.epochs = 3;
-    if (!flags.given("batch")) batch = 32;
-  }
   ex::setup(c);
 
   // The data depends only on the seed (its own generator), so a resumed run sees the same split.
@@ -449,7 +458,7 @@ int train(ex::Parallel& par, int argc, char** argv) {
   // The vocabulary comes from the training split only; anything else reads as <unk>.
   std::vector<std::vector<std::string>> train_tokens;
   for (std::size_t i : d.train) train_tokens.push_back(d.tokens[i]);
-  const ex::Vocab vocab = ex::build_vocab(train_tokens, flags.get_size("min-count"));
+  const data::Vocab vocab = data::build_vocab(train_tokens, flags.get_size("min-count"));
   std::vector<std::vector<std::int64_t>> ids;
   std::vector<std::size_t> lengths;
   for (const auto& t : d.tokens) {
@@ -462,12 +471,10 @@ int train(ex::Parallel& par, int argc, char** argv) {
   auto opt = ex::make_optimizer(c, model.named_parameters());
   const std::vector<Var<float>> params = model.parameters();
   par.data_parallel(params);  // under MPI: rank 0's initial values on every rank
-  const double clip = flags.get_double("clip");
+  const double clip = c.clip;
   // The training order; checkpoints save its state. Every rank draws the same global batches.
   Generator shuffle_gen(c.seed + 1);
-  std::unique_ptr<optim::Schedule<float>> schedule;
-  if (flags.get_string("schedule") == "cosine")
-    schedule = std::make_unique<optim::CosineAnnealingLR<float>>(*opt, c.epochs, c.lr / 100);
+  const std::unique_ptr<optim::Schedule<float>> schedule = ex::make_schedule(c, *opt);
   const std::string settings =
       flags.settings({"save", "resume", "log", "plot", "threads", "stop-after", "words"});
   ex::RunState st;
@@ -478,7 +485,8 @@ int train(ex::Parallel& par, int argc, char** argv) {
     fmt::print("resumed {} at epoch {} (step {})\n", c.resume, st.epoch, st.step);
   }
   st.settings = settings;
-  const std::size_t stop_after = flags.get_size("stop-after");
+  const std::size_t stop_after = c.stop_after;
+  if (!c.resume.empty() && par.is_root()) ex::trim_csv_log(c.log, st.epoch);  // rows of epochs not checkpointed
   ex::CsvLog log(par.is_root() ? c.log : "", {"valid_loss", "valid_accuracy"}, !c.resume.empty());
 
   std::size_t mean_len = 0;
@@ -504,7 +512,7 @@ int train(ex::Parallel& par, int argc, char** argv) {
   Score valid;
   for (std::size_t epoch = st.epoch + 1; epoch <= c.epochs; ++epoch) {
     ex::Stopwatch clock;
-    const auto batches = ex::bucket_batches(lengths, d.train, batch, &shuffle_gen);
+    const auto batches = data::make_batches(d.train, batch, &shuffle_gen, &lengths);
     ex::Progress bar(fmt::format("epoch {}/{}", epoch, c.epochs), batches.size(),
                      par.is_root() ? stderr : nullptr);
     double loss_sum = 0;
@@ -516,7 +524,7 @@ int train(ex::Parallel& par, int argc, char** argv) {
       opt->zero_grad();
       double l = 0;  // this rank's mean loss
       if (!mine.empty()) {
-        const ex::Padded b = ex::pad_batch(ids, mine);
+        const data::Padded<std::int64_t> b = data::pad_ids(ids, mine);
         Var<float> loss = cross_entropy(model.forward(b), labels_of(d, mine));
         l = loss.item();
         par.weight_loss(loss, mine.size(), n).backward();
@@ -566,8 +574,7 @@ int train(ex::Parallel& par, int argc, char** argv) {
   if (d.classes.size() <= 12) print_confusion(d, d.test, test);
   if (task == "parity") print_by_length(d, d.test, test);
 
-  // Words from the command line: after `--`, and in --words.
-  std::vector<std::string> words = args.rest;
+  // Words from the command line: at its end, and in --words.
   for (std::string& w : split_commas(flags.get_string("words"))) words.push_back(std::move(w));
   if (!words.empty() && par.is_root()) {
     NoGradGuard no_grad;
@@ -575,13 +582,13 @@ int train(ex::Parallel& par, int argc, char** argv) {
     fmt::print("\nclassified:\n");
     for (const std::string& w : words) {
       std::vector<std::string> toks = task == "data" && flags.get_string("vocab") == "word"
-                                          ? ex::split_words(w)
+                                          ? data::split_words(w)
                                           : word_tokens(w, task == "language");
       if (toks.empty()) continue;
       if (toks.size() > max_len) toks.resize(max_len);
       std::size_t unknown = 0;
       for (const auto& t : toks) unknown += !vocab.contains(t);
-      const ex::Padded b = ex::pad_batch({vocab.ids(toks)}, {0});
+      const data::Padded<std::int64_t> b = data::pad_ids({vocab.ids(toks)}, {0});
       const Var<float> p = softmax(model.forward(b), -1);
       std::vector<std::size_t> order(d.classes.size());
       std::iota(order.begin(), order.end(), 0);
@@ -599,7 +606,10 @@ int train(ex::Parallel& par, int argc, char** argv) {
     }
   }
   if (!c.plot.empty() && par.is_root())
-    ex::plot_curve(c.log, c.plot, fmt::format("classify {}", d.task));
+    ex::plot_curve(c.log, c.plot, fmt::format("classify {}", d.task),
+                   {{"cross-entropy (nats per sequence)",
+                     {{"train_loss", "train"}, {"valid_loss", "validation"}}},
+                    {"accuracy (%)", {{"valid_accuracy", "validation", 100}}}});
   // a resumed run saw only the end of the curve
   if (c.smoke && c.resume.empty()) ex::check_loss_history(losses, 4, 10);
   return 0;

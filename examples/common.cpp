@@ -12,11 +12,6 @@
 #include <numeric>
 #include <sstream>
 
-#if defined(__SSE__) || defined(__x86_64__)
-#include <pmmintrin.h>
-#include <xmmintrin.h>
-#endif
-
 namespace ex {
 
 // ---- Errors and main ---------------------------------------------------------------------------
@@ -48,173 +43,195 @@ int run_main(int argc, char** argv, int (*body)(int, char**)) {
 
 // ---- Flags --------------------------------------------------------------------------------------
 
-Flags::Flags(std::string program, std::string summary)
-    : program_(std::move(program)), summary_(std::move(summary)) {}
+namespace {
+std::string check_int(const std::string& name, const std::string& v, std::int64_t min,
+                      std::int64_t max) {
+  std::int64_t x = 0;
+  const char* end = v.data() + v.size();
+  auto [p, ec] = std::from_chars(v.data(), end, x);
+  if (v.empty() || ec != std::errc() || p != end)
+    return fmt::format("--{} expects an integer, got '{}'", name, v);
+  if (x < min || x > max) {
+    if (max == std::numeric_limits<std::int64_t>::max())
+      return fmt::format("--{} must be at least {}, got {}", name, min, x);
+    return fmt::format("--{} must be in [{}, {}], got {}", name, min, max, x);
+  }
+  return "";
+}
 
-Flags::Flag& Flags::declare(const std::string& name, Kind kind, const std::string& help) {
+std::string check_double(const std::string& name, const std::string& v, double min, double max) {
+  char* end = nullptr;
+  const double x = v.empty() ? 0.0 : std::strtod(v.c_str(), &end);
+  if (v.empty() || end != v.c_str() + v.size() || !std::isfinite(x))
+    return fmt::format("--{} expects a number, got '{}'", name, v);
+  if (x < min || x > max) {
+    if (max == std::numeric_limits<double>::max())
+      return fmt::format("--{} must be at least {}, got {}", name, min, x);
+    return fmt::format("--{} must be in [{}, {}], got {}", name, min, max, x);
+  }
+  return "";
+}
+
+// CLI11 puts "--name: " before a validator's message; ours already names the flag.
+std::string strip_option_prefix(std::string what) {
+  const auto colon = what.find(": --");
+  if (what.rfind("--", 0) == 0 && colon != std::string::npos) what.erase(0, colon + 2);
+  return what;
+}
+}  // namespace
+
+Flags::Flags(std::string program, std::string summary)
+    : program_(std::move(program)),
+      summary_(std::move(summary)),
+      app_(std::make_unique<CLI::App>(summary_, program_)) {
+  app_->get_formatter()->column_width(34);
+  app_->get_formatter()->label("REQUIRED", "");
+  footer_ = "Exit status: 0 success, 1 an error during the run, 2 a bad command line.\n";
+  app_->footer(footer_);
+}
+
+Flags::~Flags() = default;
+
+Flags::Flag& Flags::declare(const std::string& name, Kind kind, const std::string& help,
+                            std::function<std::string(const std::string&)> check,
+                            const std::string& value_name) {
   if (name.empty() || name == "help")
     throw std::logic_error(fmt::format("flag name '{}' is reserved", name));
-  for (const Flag& f : flags_)
-    if (f.name == name) throw std::logic_error(fmt::format("flag --{} is declared twice", name));
-  Flag f;
-  f.name = name;
-  f.kind = kind;
-  f.help = help;
+  for (const auto& f : flags_)
+    if (f->name == name) throw std::logic_error(fmt::format("flag --{} is declared twice", name));
+  auto f = std::make_unique<Flag>();
+  f->name = name;
+  f->kind = kind;
+  f->help = help;
+  f->check = std::move(check);
+  if (kind == Kind::Switch) {
+    f->option = app_->add_flag("--" + name, f->switch_on, help);
+  } else {
+    Flag* raw = f.get();
+    f->option = app_->add_option("--" + name, f->value, help);
+    f->option->type_name(value_name);
+    f->option->check(
+        CLI::Validator([raw](std::string& v) { return raw->check(v); }, "", "xgrad-check"));
+  }
   flags_.push_back(std::move(f));
-  return flags_.back();
+  return *flags_.back();
+}
+
+void Flags::describe(Flag& f) {
+  if (f.kind == Kind::Switch) return;
+  std::string d = f.help;
+  if (!f.def.empty()) d += fmt::format(" (default {}", f.def);
+  if (!f.smoke.empty()) d += fmt::format("{}--smoke: {}", f.def.empty() ? " (" : "; ", f.smoke);
+  if (!f.def.empty() || !f.smoke.empty()) d += ")";
+  f.option->description(d);
 }
 
 Flags& Flags::add_int(const std::string& name, std::int64_t def, const std::string& help,
                       std::int64_t min, std::int64_t max) {
-  Flag& f = declare(name, Kind::Int, help);
-  f.value_name = "N";
-  f.imin = min;
-  f.imax = max;
-  assign(f, std::to_string(def));
-  f.def = f.value;
-  return *this;
+  declare(
+      name, Kind::Int, help,
+      [name, min, max](const std::string& v) { return check_int(name, v, min, max); }, "N");
+  return set_default(name, std::to_string(def));
 }
 
 Flags& Flags::add_double(const std::string& name, double def, const std::string& help, double min,
                          double max) {
-  Flag& f = declare(name, Kind::Double, help);
-  f.value_name = "X";
-  f.dmin = min;
-  f.dmax = max;
-  assign(f, fmt::format("{}", def));
-  f.def = f.value;
-  return *this;
+  declare(
+      name, Kind::Double, help,
+      [name, min, max](const std::string& v) { return check_double(name, v, min, max); }, "X");
+  return set_default(name, fmt::format("{}", def));
 }
 
 Flags& Flags::add_string(const std::string& name, const std::string& def, const std::string& help,
                          const std::string& value_name) {
-  Flag& f = declare(name, Kind::String, help);
-  f.value_name = value_name;
-  f.value = f.def = def;
-  return *this;
+  declare(
+      name, Kind::String, help, [](const std::string&) { return std::string(); }, value_name);
+  return set_default(name, def);
 }
 
 Flags& Flags::add_choice(const std::string& name, const std::vector<std::string>& choices,
                          const std::string& def, const std::string& help) {
-  Flag& f = declare(name, Kind::Choice, help);
-  f.choices = choices;
-  f.value_name = fmt::format("{}", fmt::join(choices, "|"));
-  assign(f, def);
-  f.def = f.value;
-  return *this;
+  declare(
+      name, Kind::Choice, help,
+      [name, choices](const std::string& v) {
+        if (std::find(choices.begin(), choices.end(), v) != choices.end()) return std::string();
+        return fmt::format("--{} must be one of {}, got '{}'", name, fmt::join(choices, ", "), v);
+      },
+      fmt::format("{}", fmt::join(choices, "|")));
+  return set_default(name, def);
 }
 
 Flags& Flags::add_cell(const std::string& name, const std::string& def, const std::string& help) {
   std::vector<std::string> names = xg::nn::cell_names();
-  names.push_back("rnn");  // the examples' older name of rnn_tanh
+  names.push_back("rnn");                      // the examples' older name of rnn_tanh
   if (def == "same") names.push_back("same");  // as another cell flag (seq2seq's --decoder-cell)
   add_choice(name, names, def, help + " (cells listed below)");
-  flags_.back().value_name = "CELL";
+  flags_.back()->option->type_name("CELL");
   if (footer_.find("\ncells ") == std::string::npos) {
     footer_ += "\ncells (nn/cells/ and the README's gallery):\n";
     std::size_t width = 0;
     for (const auto& c : xg::nn::cell_catalog()) width = std::max(width, c.name.size());
-    for (const auto& c : xg::nn::cell_catalog()) footer_ += fmt::format("  {:<{}}  {}\n", c.name, width, c.about);
+    for (const auto& c : xg::nn::cell_catalog())
+      footer_ += fmt::format("  {:<{}}  {}\n", c.name, width, c.about);
+    app_->footer(footer_);
   }
   return *this;
 }
 
 Flags& Flags::add_switch(const std::string& name, const std::string& help) {
-  Flag& f = declare(name, Kind::Switch, help);
-  f.value = f.def = "false";
+  declare(name, Kind::Switch, help, nullptr, "");
   return *this;
 }
 
-Flags& Flags::set_default(const std::string& name, const std::string& value) {
-  for (Flag& f : flags_)
-    if (f.name == name) {
-      if (f.kind == Kind::Switch) throw std::logic_error("a switch has no default to set");
-      assign(f, value);
-      f.def = f.value;
-      return *this;
-    }
-  throw std::logic_error(fmt::format("set_default: no flag --{}", name));
+Flags::Flag& Flags::find(const std::string& name) {
+  for (auto& f : flags_)
+    if (f->name == name) return *f;
+  throw std::logic_error(fmt::format("flag --{} was never declared", name));
 }
 
-void Flags::assign(Flag& f, const std::string& v) const {
-  switch (f.kind) {
-    case Kind::Int: {
-      std::int64_t x = 0;
-      const char* end = v.data() + v.size();
-      auto [p, ec] = std::from_chars(v.data(), end, x);
-      if (v.empty() || ec != std::errc() || p != end)
-        throw UsageError(fmt::format("--{} expects an integer, got '{}'", f.name, v));
-      if (x < f.imin || x > f.imax) {
-        if (f.imax == std::numeric_limits<std::int64_t>::max())
-          throw UsageError(fmt::format("--{} must be at least {}, got {}", f.name, f.imin, x));
-        throw UsageError(
-            fmt::format("--{} must be in [{}, {}], got {}", f.name, f.imin, f.imax, x));
-      }
-      f.value = std::to_string(x);
-      break;
-    }
-    case Kind::Double: {
-      char* end = nullptr;
-      const double x = v.empty() ? 0.0 : std::strtod(v.c_str(), &end);
-      if (v.empty() || end != v.c_str() + v.size() || !std::isfinite(x))
-        throw UsageError(fmt::format("--{} expects a number, got '{}'", f.name, v));
-      if (x < f.dmin || x > f.dmax) {
-        if (f.dmax == std::numeric_limits<double>::max())
-          throw UsageError(fmt::format("--{} must be at least {}, got {}", f.name, f.dmin, x));
-        throw UsageError(
-            fmt::format("--{} must be in [{}, {}], got {}", f.name, f.dmin, f.dmax, x));
-      }
-      f.value = v;
-      break;
-    }
-    case Kind::Choice:
-      if (std::find(f.choices.begin(), f.choices.end(), v) == f.choices.end())
-        throw UsageError(
-            fmt::format("--{} must be one of {}, got '{}'", f.name, fmt::join(f.choices, ", "), v));
-      f.value = v;
-      break;
-    case Kind::String:
-    case Kind::Switch:
-      f.value = v;
-      break;
-  }
+Flags& Flags::set_default(const std::string& name, const std::string& value) {
+  Flag& f = find(name);
+  if (f.kind == Kind::Switch) throw std::logic_error("a switch has no default to set");
+  if (const std::string err = f.check(value); !err.empty())
+    throw std::logic_error("default: " + err);
+  f.value = f.def = value;
+  describe(f);
+  return *this;
+}
+
+Flags& Flags::smoke_default(const std::string& name, const std::string& value) {
+  Flag& f = find(name);
+  if (f.kind == Kind::Switch) throw std::logic_error("a switch has no smoke default");
+  if (const std::string err = f.check(value); !err.empty())
+    throw std::logic_error("smoke default: " + err);
+  f.smoke = value;
+  describe(f);
+  return *this;
 }
 
 void Flags::parse(int argc, const char* const* argv) {
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    if (arg == "--help" || arg == "-h") {
-      std::fputs(help().c_str(), stdout);
-      throw Exit{0};
-    }
-    if (arg.size() < 3 || arg.compare(0, 2, "--") != 0)
-      throw UsageError(fmt::format("unexpected argument '{}': flags look like --name value", arg));
-    const auto eq = arg.find('=');
-    const std::string name = arg.substr(2, eq == std::string::npos ? std::string::npos : eq - 2);
-    auto it =
-        std::find_if(flags_.begin(), flags_.end(), [&](const Flag& f) { return f.name == name; });
-    if (it == flags_.end()) throw UsageError(fmt::format("unknown flag --{}", name));
-    Flag& f = *it;
-    if (f.kind == Kind::Switch) {
-      if (eq != std::string::npos) throw UsageError(fmt::format("--{} takes no value", name));
-      f.value = "true";
-    } else if (eq != std::string::npos) {
-      assign(f, arg.substr(eq + 1));
-    } else {
-      if (i + 1 >= argc || std::string_view(argv[i + 1]).substr(0, 2) == "--")
-        throw UsageError(fmt::format("--{} needs a value ({})", name, f.value_name));
-      assign(f, argv[++i]);
-    }
-    f.given = true;
+  try {
+    app_->parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    std::fputs(help().c_str(), stdout);
+    throw Exit{0};
+  } catch (const CLI::ParseError& e) {
+    throw UsageError(strip_option_prefix(e.what()));
   }
+  if (get_switch("smoke"))
+    for (auto& f : flags_)
+      if (!f->smoke.empty() && f->option->count() == 0) {
+        f->value = f->smoke;
+        f->from_smoke = true;
+      }
 }
 
 const Flags::Flag& Flags::find(const std::string& name, Kind kind) const {
-  for (const Flag& f : flags_)
-    if (f.name == name) {
-      const bool ok = f.kind == kind || (kind == Kind::String && f.kind == Kind::Choice);
+  for (const auto& f : flags_)
+    if (f->name == name) {
+      const bool ok = f->kind == kind || (kind == Kind::String && f->kind == Kind::Choice);
       if (!ok) throw std::logic_error(fmt::format("flag --{} read with the wrong type", name));
-      return f;
+      return *f;
     }
   throw std::logic_error(fmt::format("flag --{} was never declared", name));
 }
@@ -224,10 +241,9 @@ std::int64_t Flags::get_int(const std::string& name) const {
 }
 
 std::size_t Flags::get_size(const std::string& name) const {
-  const Flag& f = find(name, Kind::Int);
-  if (f.imin < 0)
-    throw std::logic_error(fmt::format("get_size(--{}): declared with min < 0", name));
-  return static_cast<std::size_t>(std::stoll(f.value));
+  const std::int64_t v = get_int(name);
+  if (v < 0) throw std::logic_error(fmt::format("get_size(--{}): negative value {}", name, v));
+  return static_cast<std::size_t>(v);
 }
 
 double Flags::get_double(const std::string& name) const {
@@ -239,60 +255,63 @@ const std::string& Flags::get_string(const std::string& name) const {
 }
 
 bool Flags::get_switch(const std::string& name) const {
-  return find(name, Kind::Switch).value == "true";
+  return find(name, Kind::Switch).switch_on;
 }
 
 bool Flags::given(const std::string& name) const {
-  for (const Flag& f : flags_)
-    if (f.name == name) return f.given;
+  for (const auto& f : flags_)
+    if (f->name == name) return f->option->count() > 0;
+  throw std::logic_error(fmt::format("flag --{} was never declared", name));
+}
+
+bool Flags::is_default(const std::string& name) const {
+  for (const auto& f : flags_)
+    if (f->name == name) return f->option->count() == 0 && !f->from_smoke;
   throw std::logic_error(fmt::format("flag --{} was never declared", name));
 }
 
 std::string Flags::settings(const std::vector<std::string>& ignored) const {
   std::string s;
-  for (const Flag& f : flags_) {
-    if (std::find(ignored.begin(), ignored.end(), f.name) != ignored.end()) continue;
-    s += (s.empty() ? "" : " ") + f.name + "=" + f.value;
+  for (const auto& f : flags_) {
+    if (std::find(ignored.begin(), ignored.end(), f->name) != ignored.end()) continue;
+    const std::string v = f->kind == Kind::Switch ? (f->switch_on ? "true" : "false") : f->value;
+    s += (s.empty() ? "" : " ") + f->name + "=" + v;
   }
   return s;
 }
 
 std::string Flags::help() const {
-  std::string s = fmt::format("usage: {} [flags]\n\n{}\n\nflags:\n", program_, summary_);
-  std::vector<std::pair<std::string, std::string>> rows;
-  std::size_t width = 0;
-  for (const Flag& f : flags_) {
-    std::string left = "--" + f.name;
-    if (f.kind != Kind::Switch) left += " " + f.value_name;
-    std::string right = f.help;
-    if (f.kind != Kind::Switch && !f.def.empty()) right += fmt::format(" (default {})", f.def);
-    width = std::max(width, left.size());
-    rows.emplace_back(std::move(left), std::move(right));
-  }
-  rows.emplace_back("--help", "print this help and exit");
-  for (auto& [l, r] : rows) s += fmt::format("  {:<{}}  {}\n", l, width, r);
-  return s + footer_;
+  return app_->help();
 }
 
 // ---- The flags every example has ----------------------------------------------------------------
 
 void declare_common_flags(Flags& flags, const CommonDefaults& d) {
-  flags.add_int("epochs", d.epochs, "epochs to train (a resumed run stops at the same epoch)", 1)
-      .add_int("hidden", d.hidden, "hidden units per recurrent layer", 1)
+  // The model. Model flags that every example shares are declared here.
+  flags.add_int("hidden", d.hidden, "hidden units per recurrent layer", 1)
       .add_int("layers", d.layers, "recurrent layers", 1, 16)
+      // Training.
+      .add_int("epochs", d.epochs, "epochs to train (a resumed run stops at the same epoch)", 1)
       .add_double("lr", d.lr, "learning rate", 0.0)
       .add_choice("optimizer", {"adam", "sgd"}, d.optimizer,
                   "adam, or sgd with Nesterov momentum 0.9")
+      .add_choice("schedule", {"cosine", "constant"}, "cosine",
+                  "learning rate over the epochs: cosine decays from --lr to --lr/100")
+      .add_double("clip", 1.0, "clip the gradient norm to this (0: no clipping)", 0.0)
       .add_int("seed", d.seed,
                "seed for data, initialisation and shuffling (same seed, same numbers)", 0)
-      .add_int("threads", 0, "BLAS threads; 0 keeps OpenBLAS's choice or OPENBLAS_NUM_THREADS", 0,
+      .add_int("threads", 1, "BLAS threads; 0 keeps OpenBLAS's choice or OPENBLAS_NUM_THREADS", 0,
                1024)
+      // Files and runs.
       .add_string("save", "", "save a checkpoint after every epoch (atomically) to this .npz",
                   "CKPT")
       .add_string("resume", "", "continue the run saved in this checkpoint", "CKPT")
+      .add_int("stop-after", 0, "end after this epoch, as if interrupted (0: run every epoch)", 0)
       .add_string("log", "", "write the training curve as CSV", "CSV")
       .add_string("plot", "", "plot the curve to this PNG with gnuplot (needs --log)", "PNG")
-      .add_switch("smoke", "tiny sizes and a few steps; fail unless the loss goes down (ctest)");
+      .add_switch("smoke",
+                  "a run of a few seconds for tests: smaller defaults (shown as --smoke: ...) "
+                  "for the flags not given; fails unless the loss goes down");
 }
 
 Common common_flags(const Flags& f) {
@@ -301,11 +320,14 @@ Common common_flags(const Flags& f) {
   c.hidden = f.get_size("hidden");
   c.layers = f.get_size("layers");
   c.lr = f.get_double("lr");
+  c.clip = f.get_double("clip");
   c.optimizer = f.get_string("optimizer");
+  c.schedule = f.get_string("schedule");
   c.seed = static_cast<std::uint64_t>(f.get_int("seed"));
   c.threads = static_cast<int>(f.get_int("threads"));
   c.save = f.get_string("save");
   c.resume = f.get_string("resume");
+  c.stop_after = f.get_size("stop-after");
   c.log = f.get_string("log");
   c.plot = f.get_string("plot");
   c.smoke = f.get_switch("smoke");
@@ -314,15 +336,8 @@ Common common_flags(const Flags& f) {
   return c;
 }
 
-void enable_flush_to_zero() {
-#if defined(__SSE__) || defined(__x86_64__)
-  _MM_SET_FLUSH_ZERO_MODE(_MM_FLUSH_ZERO_ON);
-  _MM_SET_DENORMALS_ZERO_MODE(_MM_DENORMALS_ZERO_ON);
-#endif
-}
-
 void setup(const Common& c) {
-  enable_flush_to_zero();
+  xg::set_flush_denormals(true);
   if (c.threads > 0) xg::set_blas_threads(c.threads);
   xg::manual_seed(c.seed);
 }
@@ -334,6 +349,13 @@ std::unique_ptr<xg::optim::Optimizer<float>> make_optimizer(const Common& c,
     return std::make_unique<optim::SGD<float>>(
         std::move(params), optim::SGDOptions(c.lr).momentum(0.9).nesterov(true));
   return std::make_unique<optim::Adam<float>>(std::move(params), optim::AdamOptions(c.lr));
+}
+
+std::unique_ptr<xg::optim::Schedule<float>> make_schedule(const Common& c,
+                                                          xg::optim::Optimizer<float>& opt) {
+  if (c.schedule == "cosine")
+    return std::make_unique<xg::optim::CosineAnnealingLR<float>>(opt, c.epochs, c.lr / 100);
+  return nullptr;
 }
 
 // ---- Progress -----------------------------------------------------------------------------------
@@ -479,41 +501,81 @@ std::string sh_quote(const std::string& s) {
 }
 }  // namespace
 
-bool plot_curve(const std::string& csv, const std::string& png, const std::string& title) {
+bool plot_curve(const std::string& csv, const std::string& png, const std::string& title,
+                const std::vector<PlotPanel>& panels) {
   if (!on_path("gnuplot")) {
     fmt::print("plot: gnuplot is not on PATH; skipped {} (the curve is in {})\n", png, csv);
     return false;
   }
+  // The header names the columns; the first column is the epoch.
   std::ifstream in(csv);
-  std::string header;
+  std::string header, row;
   if (!in || !std::getline(in, header))
     throw xg::IoError(fmt::format("{}: cannot read the curve to plot", csv));
-  const auto columns = static_cast<int>(std::count(header.begin(), header.end(), ',')) + 1;
-  // Columns: 1 epoch, 2 step, 3 train_loss, 4..columns-1 metrics, columns seconds.
+  std::vector<std::string> names;
+  {
+    std::stringstream ss(header);
+    for (std::string name; std::getline(ss, name, ',');) names.push_back(name);
+  }
+  long first = -1, last = -1;
+  while (std::getline(in, row)) {
+    const long e = std::strtol(row.c_str(), nullptr, 10);
+    if (first < 0) first = e;
+    first = std::min(first, e);
+    last = std::max(last, e);
+  }
+  if (first < 0) {
+    fmt::print("plot: {} has no rows yet; {} not written\n", csv, png);
+    return false;
+  }
+  auto column = [&](const std::string& name) {
+    const auto it = std::find(names.begin(), names.end(), name);
+    if (it == names.end())
+      throw std::logic_error(fmt::format("plot_curve: {} has no column '{}'", csv, name));
+    return static_cast<int>(it - names.begin()) + 1;
+  };
+  // Whole-number epoch ticks, about 10 of them at most, from the first epoch.
+  const long step = std::max(1L, (last - first + 9) / 10);
+  const int height = 80 + 300 * static_cast<int>(panels.size());
   std::string script = fmt::format(
       "set datafile separator ','\n"
       "if (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) {{\n"
-      "  set terminal pngcairo size 960,540 noenhanced\n"
+      "  set terminal pngcairo size 960,{} noenhanced font ',10'\n"
       "}} else {{\n"
-      "  set terminal png size 960,540 noenhanced\n"
+      "  set terminal png size 960,{} noenhanced\n"
       "}}\n"
       "set output {}\n"
-      "set title {}\n"
-      "set key autotitle columnhead outside bottom center horizontal\n"
+      "set key autotitle columnhead outside right top vertical Left reverse\n"
       "set grid\n"
       "set xlabel 'epoch'\n"
-      "set ylabel 'train loss (log scale)'\n"
-      "set logscale y\n"
-      "set ytics nomirror\n",
-      gp_quote(png), gp_quote(title));
-  std::string plot =
-      fmt::format("plot {} using 1:3 with linespoints lw 2 axes x1y1", gp_quote(csv));
-  if (columns > 4) {
-    script += "set y2label 'validation'\nset y2tics\n";
-    plot += fmt::format(", for [i=4:{}] {} using 1:i with linespoints axes x1y2", columns - 1,
-                        gp_quote(csv));
+      "set xrange [{}:{}]\n"
+      "set xtics {}, {}\n"
+      "set format x '%.0f'\n"
+      "set offsets 0, 0, graph 0.1, graph 0.1\n"
+      "set lmargin 12\n"
+      "set rmargin 36\n"
+      "set multiplot layout {}, 1 title {}\n",
+      height, height, gp_quote(png), static_cast<double>(first) - 0.3,
+      static_cast<double>(last) + 0.3, first, step, panels.size(), gp_quote(title));
+  for (const PlotPanel& p : panels) {
+    script += fmt::format("set ylabel {}\n", gp_quote(p.ylabel));
+    std::string plot;
+    int color = 0;
+    for (const PlotLine& l : p.lines) {
+      const int col = column(l.column);
+      plot += plot.empty() ? "plot " : ", ";
+      const std::string using_ =
+          l.scale == 1 ? fmt::format("1:{}", col) : fmt::format("1:(${} * {})", col, l.scale);
+      if (l.baseline)
+        plot += fmt::format("{} using {} with lines dt 2 lw 2 lc rgb '#555555' title {}",
+                            gp_quote(csv), using_, gp_quote(l.title));
+      else
+        plot += fmt::format("{} using {} with linespoints lw 2 pt 7 ps 0.8 lc {} title {}",
+                            gp_quote(csv), using_, ++color, gp_quote(l.title));
+    }
+    script += plot + "\n";
   }
-  script += plot + "\n";
+  script += "unset multiplot\n";
   const std::string gp = png + ".gp";
   {
     std::ofstream out(gp);

@@ -4,8 +4,8 @@
 //     int train(int argc, char** argv) {
 //       ex::Flags flags("copy", "An LSTM learns to copy a sequence.");
 //       ex::declare_common_flags(flags, {.epochs = 10, .hidden = 64});
-//       flags.add_int("batch", 32, "minibatch size", 1);
-//       flags.parse(argc, argv);                     // --help prints and exits 0
+//       flags.add_int("batch", 32, "minibatch size", 1).smoke_default("batch", "8");
+//       flags.parse(argc, argv);                     // CLI11; --help prints and exits 0
 //       const ex::Common c = ex::common_flags(flags); // and ex::setup(c): FTZ, threads, seed
 //       ...
 //     }
@@ -15,9 +15,11 @@
 // error (an unknown flag or a bad value, "error: <what> (see --help)").
 #pragma once
 
+#include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <limits>
 #include <map>
 #include <memory>
@@ -56,18 +58,25 @@ ExitStatus current_exit_status();
 
 // ---- Flags --------------------------------------------------------------------------------------
 
-/// A small flag parser: `--name value`, `--name=value` and `--switch`. Flags are declared with a
-/// type, a default and a help line; parse() checks every value against its type (and range or
-/// choices), so the getters never fail on user input. `--help` prints the generated help.
+/// The examples' command lines, parsed by CLI11 (Debian's libcli11-dev): `--name value`,
+/// `--name=value` and `--switch`, with CLI11's help and error messages. Every flag has a type, a
+/// default and a help line; parse() checks each value against its type (and range or choices), so
+/// the getters never fail on user input. `--smoke` (a common flag) gives the flags registered with
+/// smoke_default() smaller values, but only those the user did not give.
 ///
 ///     ex::Flags f("seq2seq", "An LSTM learns addition.");
-///     f.add_int("batch", 128, "minibatch size", /*min=*/1);
+///     f.add_int("batch", 128, "minibatch size", /*min=*/1).smoke_default("batch", "64");
 ///     f.add_choice("task", {"addition", "reverse"}, "addition", "what to learn");
-///     f.parse(argc, argv);
+///     f.parse(argc, argv);                  // --help prints the help and exits 0
 ///     std::size_t batch = f.get_size("batch");
+///
+/// app() is the CLI::App itself, for what these helpers do not cover (positional words).
 class Flags {
  public:
   Flags(std::string program, std::string summary);
+  ~Flags();
+  Flags(const Flags&) = delete;
+  Flags& operator=(const Flags&) = delete;
 
   /// An integer in [min, max].
   Flags& add_int(const std::string& name, std::int64_t def, const std::string& help,
@@ -91,8 +100,10 @@ class Flags {
   /// Changes the default of a declared flag (an example tuning a common flag). Checked like a
   /// value from the command line.
   Flags& set_default(const std::string& name, const std::string& value);
+  /// The value `--smoke` gives the flag when the command line does not (shown in --help).
+  Flags& smoke_default(const std::string& name, const std::string& value);
 
-  /// Parses argv[1..]; throws UsageError naming the flag, or Exit{0} after printing --help.
+  /// Parses argv[1..]; throws UsageError with CLI11's message, or Exit{0} after printing --help.
   void parse(int argc, const char* const* argv);
 
   std::int64_t get_int(const std::string& name) const;
@@ -101,39 +112,48 @@ class Flags {
   double get_double(const std::string& name) const;
   const std::string& get_string(const std::string& name) const;  // also choices
   bool get_switch(const std::string& name) const;
-  /// Whether the flag was given on the command line (not just defaulted).
+  /// Whether the flag was given on the command line.
   bool given(const std::string& name) const;
+  /// Whether the flag holds its declared default: neither given nor set by --smoke.
+  bool is_default(const std::string& name) const;
 
   /// "name=value" for every flag but the `ignored` ones, space-separated, in declaration order:
   /// what a checkpoint records so that a resume with other settings can be pointed out.
   std::string settings(const std::vector<std::string>& ignored = {"save", "resume", "log", "plot",
-                                                                  "threads"}) const;
+                                                                  "threads", "stop-after"}) const;
 
-  /// The help text: usage line, summary, then one line per flag with its default.
+  /// The help text (CLI11's): usage line, summary, then one line per flag with its default.
   std::string help() const;
   const std::string& program() const { return program_; }
+  CLI::App& app() { return *app_; }
 
  private:
   enum class Kind { Int, Double, String, Choice, Switch };
   struct Flag {
-    std::string name, help, value_name;
+    std::string name, help;
     Kind kind = Kind::String;
-    std::string value, def;  // as text, validated
-    std::int64_t imin = 0, imax = 0;
-    double dmin = 0, dmax = 0;
-    std::vector<std::string> choices;
-    bool given = false;
+    std::string value, def, smoke;  // as text, validated; smoke: "" when --smoke leaves it
+    bool switch_on = false;         // a switch's value
+    bool from_smoke = false;
+    CLI::Option* option = nullptr;
+    std::function<std::string(const std::string&)> check;  // "" when the value is fine
   };
-  Flag& declare(const std::string& name, Kind kind, const std::string& help);
+  Flag& declare(const std::string& name, Kind kind, const std::string& help,
+                std::function<std::string(const std::string&)> check,
+                const std::string& value_name);
+  Flag& find(const std::string& name);
   const Flag& find(const std::string& name, Kind kind) const;
-  void assign(Flag& f, const std::string& value) const;
+  void describe(Flag& f);
 
   std::string program_, summary_, footer_;
-  std::vector<Flag> flags_;  // in declaration order (the help lists them so)
+  std::unique_ptr<CLI::App> app_;
+  std::vector<std::unique_ptr<Flag>> flags_;  // in declaration order (the help lists them so)
 };
 
 /// The registry name of a --cell value ("rnn", the examples' older name, is "rnn_tanh").
-inline std::string cell_name(const std::string& flag) { return flag == "rnn" ? "rnn_tanh" : flag; }
+inline std::string cell_name(const std::string& flag) {
+  return flag == "rnn" ? "rnn_tanh" : flag;
+}
 
 // ---- The flags every example has ----------------------------------------------------------------
 
@@ -147,32 +167,38 @@ struct CommonDefaults {
   std::int64_t seed = 42;
 };
 
-/// Declares --epochs --hidden --layers --lr --optimizer --seed --threads --save --resume --log
-/// --plot --smoke with these defaults.
+/// Declares the flags every example has, with these defaults: the model's --hidden --layers
+/// (model flags shared by the examples go here), training's --epochs --lr --optimizer --schedule
+/// --clip --seed --threads, and --save --resume --stop-after --log --plot --smoke.
+/// --threads defaults to 1 everywhere: the examples' matrices are small, one BLAS thread is as
+/// fast, and the numbers then do not depend on the machine's core count.
 void declare_common_flags(Flags& flags, const CommonDefaults& defaults = {});
 
 /// The common flags' values.
 struct Common {
   std::size_t epochs = 0, hidden = 0, layers = 0;
-  double lr = 0;
+  double lr = 0, clip = 0;
   std::string optimizer;  // "adam" or "sgd"
+  std::string schedule;   // "cosine" or "constant"
   std::uint64_t seed = 0;
-  int threads = 0;  // BLAS threads; 0 leaves OpenBLAS's choice (OPENBLAS_NUM_THREADS)
+  int threads = 1;  // BLAS threads; 0 leaves OpenBLAS's choice (OPENBLAS_NUM_THREADS)
   std::string save, resume, log, plot;  // "" when not given
+  std::size_t stop_after = 0;           // 0: run every epoch
   bool smoke = false;  // tiny sizes and a few steps; the run must end with a lower loss
 };
 Common common_flags(const Flags& flags);
 
-/// What every example does first: flush-to-zero, BLAS threads, xg::manual_seed(seed).
+/// What every example does first: flush denormals to zero (xg::set_flush_denormals), BLAS
+/// threads, xg::manual_seed(seed).
 void setup(const Common& c);
-
-/// Flush-to-zero and denormals-are-zero on this thread (SSE): tiny gradients deep in a sequence
-/// otherwise become denormals, which are up to 100x slower on x86.
-void enable_flush_to_zero();
 
 /// Adam (betas 0.9, 0.999) or SGD with momentum 0.9 and Nesterov, both at rate c.lr.
 std::unique_ptr<xg::optim::Optimizer<float>> make_optimizer(const Common& c,
                                                             xg::optim::NamedParams<float> params);
+
+/// --schedule cosine: cosine annealing from --lr to --lr/100 over --epochs; constant: none.
+std::unique_ptr<xg::optim::Schedule<float>> make_schedule(const Common& c,
+                                                          xg::optim::Optimizer<float>& opt);
 
 // ---- Progress -----------------------------------------------------------------------------------
 
@@ -253,10 +279,27 @@ class CsvLog {
 /// short, so no epoch appears twice. Rewrites the file atomically; a missing file is left alone.
 void trim_csv_log(const std::string& path, std::size_t last_epoch);
 
-/// Plots a CsvLog file to a PNG with gnuplot (pngcairo, else png): the train loss against the
-/// epoch on the left axis (log scale), every metric on the right. Prints what it did; when
-/// gnuplot is not on PATH it says the plot was skipped. Returns whether the PNG was written.
-bool plot_curve(const std::string& csv_path, const std::string& png_path, const std::string& title);
+/// One line of a plot: a CSV column, its legend title, a factor applied to it (100 for a fraction
+/// drawn as %), and whether it is a baseline (drawn dashed, without points).
+struct PlotLine {
+  std::string column, title;
+  double scale = 1;
+  bool baseline = false;
+};
+/// One panel: a quantity with its unit on the y axis ("bits per character"), and its lines
+/// (train and validation of that quantity, its baselines).
+struct PlotPanel {
+  std::string ylabel;
+  std::vector<PlotLine> lines;
+};
+
+/// Plots a CsvLog file to a PNG with gnuplot (pngcairo, else png): one panel per quantity, one
+/// above the other, each against the epoch (whole-number ticks), with a margin above and below
+/// the lines so that a flat baseline never sits on the frame. Prints what it did; when gnuplot is
+/// not on PATH it says the plot was skipped. Returns whether the PNG was written. Throws
+/// std::logic_error when a panel names a column the CSV does not have.
+bool plot_curve(const std::string& csv_path, const std::string& png_path, const std::string& title,
+                const std::vector<PlotPanel>& panels);
 
 /// Whether an executable `name` is on PATH.
 bool on_path(const std::string& name);

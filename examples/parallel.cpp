@@ -17,11 +17,6 @@
 
 namespace ex {
 
-namespace {
-
-// The number of ranks an MPI launcher announced in the environment (Open MPI's mpirun, the
-// PMI of MPICH/Intel MPI/MVAPICH and Slurm's srun, PMIx): 0 when none did, i.e. the program was
-// started directly.
 int launcher_size() {
   for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE"})
     if (const char* v = std::getenv(name)) return std::max(1, std::atoi(v));
@@ -29,6 +24,17 @@ int launcher_size() {
     if (std::getenv(name)) return 1;  // a launcher that does not say how many
   return 0;
 }
+
+void require_one_process(const std::string& program) {
+  const int n = launcher_size();
+  if (n > 1)
+    throw std::runtime_error(fmt::format(
+        "{} is not data-parallel, but was started as one of {} MPI ranks; every rank would train "
+        "the same model and write the same files. Run it without mpirun (or with -np 1)",
+        program, n));
+}
+
+namespace {
 
 void print_error(const std::string& message) {
   std::fflush(stdout);

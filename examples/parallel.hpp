@@ -36,6 +36,16 @@
 
 namespace ex {
 
+/// The number of ranks an MPI launcher announced in the environment (OMPI_COMM_WORLD_SIZE of
+/// Open MPI, PMI_SIZE of MPICH, Intel MPI and Slurm's srun, PMIX_SIZE): 0 when the program was
+/// started directly. Reading it needs no MPI library.
+int launcher_size();
+
+/// For the examples that are not data-parallel (seq2seq, timeseries): throws (exit 1) when the
+/// program was started as one of several MPI ranks, instead of training the same model N times
+/// side by side and writing the same files.
+void require_one_process(const std::string& program);
+
 class Parallel {
  public:
   /// Starts MPI when built with it and launched by mpirun (see above); otherwise one rank.

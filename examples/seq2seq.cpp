@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "common.hpp"
+#include "parallel.hpp"
 
 using namespace xg;
 
@@ -51,12 +52,6 @@ struct Dataset {
 
 std::string pad_to(std::string s, std::size_t n) {
   return s + std::string(n - s.size(), ' ');
-}
-
-// Shuffles with `gen` (Fisher-Yates), so the order depends only on the seed.
-template <class V>
-void shuffle(V& v, Generator& gen) {
-  for (std::size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[gen.below(i)]);
 }
 
 // Keras: each operand has 1..digits random digits; a+b and b+a count as one question.
@@ -302,31 +297,24 @@ int train(int argc, char** argv) {
       .add_switch("no-reverse", "addition: feed the query in reading order (Keras reverses it)")
       .add_int("batch", 128, "minibatch size", 1)
       .add_int("embed", 0, "character embedding size; 0 feeds one-hot vectors (as Keras)", 0)
-      .add_choice("schedule", {"cosine", "constant"}, "cosine",
-                  "learning rate over the epochs: cosine decays from --lr to --lr/100")
       .add_cell("cell", "lstm", "recurrent cell of the encoder (and of the decoder)")
       .add_cell("decoder-cell", "same", "recurrent cell of the decoder (same: as --cell)")
       .add_double("forget-bias", 1.0,
                   "initial forget-gate bias of cells with a forget gate (0: random init)")
-      .add_double("clip", 1.0, "clip the gradient norm to this (0: no clipping)", 0.0)
       .add_double("target", 0.99, "per-character validation accuracy the run is judged by", 0.0,
                   1.0)
-      .add_int("samples", 8, "sample predictions printed after each epoch", 0)
-      .add_int("stop-after", 0, "end after this epoch, as if interrupted (0: run every epoch)", 0);
-  // One BLAS thread: as fast here (the matrices are small), and the numbers do not depend on
-  // the machine's core count (OpenBLAS splits some products differently with more threads).
-  flags.set_default("threads", "1");
+      .add_int("samples", 8, "sample predictions printed after each epoch", 0);
+  // --smoke: a few seconds: small data, a small model, two short epochs.
+  flags.smoke_default("questions", "2000")
+      .smoke_default("hidden", "32")
+      .smoke_default("epochs", "2")
+      .smoke_default("batch", "64")
+      .smoke_default("samples", "3");
   flags.parse(argc, argv);
-  ex::Common c = ex::common_flags(flags);
-  std::size_t questions = flags.get_size("questions"), batch = flags.get_size("batch");
-  std::size_t samples = flags.get_size("samples");
-  if (c.smoke) {  // a few seconds: small data, a small model, two short epochs
-    questions = std::min<std::size_t>(questions, 2000);
-    if (!flags.given("hidden")) c.hidden = 32;
-    if (!flags.given("epochs")) c.epochs = 2;
-    if (!flags.given("batch")) batch = 64;
-    samples = std::min<std::size_t>(samples, 3);
-  }
+  ex::require_one_process("seq2seq");
+  const ex::Common c = ex::common_flags(flags);
+  const std::size_t questions = flags.get_size("questions"), batch = flags.get_size("batch");
+  const std::size_t samples = flags.get_size("samples");
   ex::setup(c);
   const std::string task = flags.get_string("task");
 
@@ -339,18 +327,17 @@ int train(int argc, char** argv) {
           : make_reverse(questions, flags.get_size("max-len"), flags.get_double("valid"), data_gen);
 
   const std::string enc_cell = flags.get_string("cell");
-  const std::string dec_cell = flags.get_string("decoder-cell") == "same" ? enc_cell : flags.get_string("decoder-cell");
+  const std::string dec_cell =
+      flags.get_string("decoder-cell") == "same" ? enc_cell : flags.get_string("decoder-cell");
   Seq2Seq model(enc_cell, dec_cell, d.vocab(), flags.get_size("embed"), c.hidden, c.layers,
                 flags.get_double("forget-bias"), flags.given("forget-bias"));
   auto opt = ex::make_optimizer(c, model.named_parameters());
   const std::vector<Var<float>> params = model.parameters();
-  const double clip = flags.get_double("clip");
+  const double clip = c.clip;
   Generator shuffle_gen(c.seed + 1);  // the training order; checkpoints save its state
 
   // Made before resuming, so its base rate is --lr; set_epoch then restores the saved epoch's rate.
-  std::unique_ptr<optim::Schedule<float>> schedule;
-  if (flags.get_string("schedule") == "cosine")
-    schedule = std::make_unique<optim::CosineAnnealingLR<float>>(*opt, c.epochs, c.lr / 100);
+  const std::unique_ptr<optim::Schedule<float>> schedule = ex::make_schedule(c, *opt);
 
   // What the numbers depend on (the BLAS thread count too), for resume_run to compare.
   const std::string settings =
@@ -362,7 +349,7 @@ int train(int argc, char** argv) {
     fmt::print("resumed {} at epoch {} (step {})\n", c.resume, st.epoch, st.step);
   }
   st.settings = settings;
-  const std::size_t stop_after = flags.get_size("stop-after");
+  const std::size_t stop_after = c.stop_after;
   if (!c.resume.empty()) ex::trim_csv_log(c.log, st.epoch);  // rows of epochs not checkpointed
   ex::CsvLog log(c.log, {"valid_char_acc", "valid_exact"}, !c.resume.empty());
 
@@ -385,7 +372,7 @@ int train(int argc, char** argv) {
   for (std::size_t epoch = st.epoch + 1; epoch <= c.epochs; ++epoch) {
     ex::Stopwatch clock;
     std::iota(order.begin(), order.end(), 0);  // each epoch's order depends on the generator only
-    shuffle(order, shuffle_gen);
+    data::shuffle(order, shuffle_gen);
     ex::Progress bar(fmt::format("epoch {}/{}", epoch, c.epochs), steps);
     double loss_sum = 0;
     std::size_t seen = 0;
@@ -459,7 +446,12 @@ int train(int argc, char** argv) {
                task == "addition" ? " (the Keras example's)" : "", reached_at);
   else
     fmt::print("target: {:.0f}% per character not reached (try more --epochs)\n", 100 * target);
-  if (!c.plot.empty()) ex::plot_curve(c.log, c.plot, fmt::format("seq2seq {}", task));
+  if (!c.plot.empty())
+    ex::plot_curve(
+        c.log, c.plot, fmt::format("seq2seq {}", task),
+        {{"cross-entropy (nats per character)", {{"train_loss", "train"}}},
+         {"validation accuracy (%)",
+          {{"valid_char_acc", "per character", 100}, {"valid_exact", "whole answers", 100}}}});
   if (c.smoke && c.resume.empty()) ex::check_loss_went_down(first_loss, last_loss);
   return 0;
 }

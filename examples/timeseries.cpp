@@ -24,7 +24,7 @@
 #include <vector>
 
 #include "common.hpp"
-#include "text_data.hpp"
+#include "parallel.hpp"
 
 using namespace xg;
 
@@ -105,7 +105,7 @@ bool parse_number(const std::string& s, double& v) {
 /// of the first row is not a number). `column` is a header name, or a position counting from 1;
 /// empty means the last column.
 Data load_csv(const std::string& path, const std::string& column, double test_frac) {
-  const std::vector<std::string> lines = ex::split_lines(ex::read_file(path));
+  const std::vector<std::string> lines = data::split_lines(data::read_file(path));
   std::size_t first = 0;
   while (first < lines.size() && lines[first].find_first_not_of(" \t,;") == std::string::npos)
     ++first;
@@ -184,8 +184,9 @@ class Forecaster : public nn::Module<float> {
  public:
   Forecaster(const std::string& cell, std::size_t hidden, std::size_t layers, std::size_t horizon)
       : nn::Module<float>("Forecaster"), layers_(layers) {
-    lstm_ = register_module("lstm", std::make_shared<nn::Recurrent<float>>(
-                                        nn::RNNOptions(1, hidden).num_layers(layers), ex::cell_name(cell)));
+    lstm_ = register_module(
+        "lstm", std::make_shared<nn::Recurrent<float>>(nn::RNNOptions(1, hidden).num_layers(layers),
+                                                       ex::cell_name(cell)));
     head_ = register_module("head", std::make_shared<nn::Linear<float>>(hidden, horizon));
   }
   /// x [W, B, 1] -> [B, horizon]
@@ -353,27 +354,23 @@ int train(int argc, char** argv) {
       .add_int("horizon", 1, "values predicted at once (RMSE is over all of them)", 1, 1000)
       .add_int("batch", 64, "minibatch size", 1)
       .add_int("ma-width", 0, "moving-average width (0: the best on the training data)", 0)
-      .add_choice("schedule", {"cosine", "constant"}, "cosine",
-                  "learning rate over the epochs: cosine decays from --lr to --lr/100")
-      .add_double("clip", 1.0, "clip the gradient norm to this (0: no clipping)", 0.0)
       .add_string("out", "",
                   "write the held-out forecasts next to the truth to this CSV (and a "
                   "PNG beside it when gnuplot exists)",
-                  "CSV")
-      .add_int("stop-after", 0, "end after this epoch, as if interrupted (0: run every epoch)", 0);
+                  "CSV");
+  // --smoke: a few seconds: four short series, a small model.
+  flags.smoke_default("sensors", "4")
+      .smoke_default("length", "500")
+      .smoke_default("window", "24")
+      .smoke_default("hidden", "16")
+      .smoke_default("epochs", "3")
+      .smoke_default("batch", "32");
   flags.parse(argc, argv);
-  ex::Common c = ex::common_flags(flags);
-  std::size_t sensors = flags.get_size("sensors"), length = flags.get_size("length");
-  std::size_t window = flags.get_size("window"), batch = flags.get_size("batch");
+  ex::require_one_process("timeseries");
+  const ex::Common c = ex::common_flags(flags);
+  const std::size_t sensors = flags.get_size("sensors"), length = flags.get_size("length");
+  const std::size_t window = flags.get_size("window"), batch = flags.get_size("batch");
   const std::size_t horizon = flags.get_size("horizon");
-  if (c.smoke) {
-    if (!flags.given("sensors")) sensors = 4;
-    if (!flags.given("length")) length = 500;
-    if (!flags.given("window")) window = 24;
-    if (!flags.given("hidden")) c.hidden = 16;
-    if (!flags.given("epochs")) c.epochs = 3;
-    if (!flags.given("batch")) batch = 32;
-  }
   ex::setup(c);
   Generator data_gen(c.seed);
   const double test_frac = flags.get_double("test");
@@ -411,11 +408,9 @@ int train(int argc, char** argv) {
   Forecaster model(flags.get_string("cell"), c.hidden, c.layers, horizon);
   auto opt = ex::make_optimizer(c, model.named_parameters());
   const std::vector<Var<float>> params = model.parameters();
-  const double clip = flags.get_double("clip");
+  const double clip = c.clip;
   Generator shuffle_gen(c.seed + 1);
-  std::unique_ptr<optim::Schedule<float>> schedule;
-  if (flags.get_string("schedule") == "cosine")
-    schedule = std::make_unique<optim::CosineAnnealingLR<float>>(*opt, c.epochs, c.lr / 100);
+  const std::unique_ptr<optim::Schedule<float>> schedule = ex::make_schedule(c, *opt);
   const std::string settings =
       flags.settings({"save", "resume", "log", "plot", "threads", "stop-after", "out"});
   ex::RunState st;
@@ -425,8 +420,10 @@ int train(int argc, char** argv) {
     fmt::print("resumed {} at epoch {} (step {})\n", c.resume, st.epoch, st.step);
   }
   st.settings = settings;
-  const std::size_t stop_after = flags.get_size("stop-after");
-  ex::CsvLog log(c.log, {"test_rmse", "last_value_rmse", "moving_average_rmse"}, !c.resume.empty());
+  const std::size_t stop_after = c.stop_after;
+  if (!c.resume.empty()) ex::trim_csv_log(c.log, st.epoch);  // rows of epochs not checkpointed
+  ex::CsvLog log(c.log, {"train_rmse", "test_rmse", "last_value_rmse", "moving_average_rmse"},
+                 !c.resume.empty());
 
   fmt::print("data: {}; {} training and {} held-out windows of {} values -> next {}\n", d.source,
              w.train.size(), w.test.size(), window, horizon);
@@ -450,7 +447,7 @@ int train(int argc, char** argv) {
   for (std::size_t epoch = st.epoch + 1; epoch <= c.epochs; ++epoch) {
     ex::Stopwatch clock;
     std::iota(order.begin(), order.end(), 0);  // each epoch's order depends on the generator only
-    ex::shuffle(order, shuffle_gen);
+    data::shuffle(order, shuffle_gen);
     ex::Progress bar(fmt::format("epoch {}/{}", epoch, c.epochs), steps);
     double loss_sum = 0;
     std::size_t seen = 0;
@@ -483,7 +480,8 @@ int train(int argc, char** argv) {
         ex::format_count(static_cast<double>(seen) / train_s), ex::format_duration(clock.seconds()),
         ex::format_duration(st.seconds));
     std::fflush(stdout);
-    log.row(epoch, st.step, train_loss, {test_rmse, rmse_last, rmse_ma}, st.seconds);
+    log.row(epoch, st.step, train_loss,
+            {std::sqrt(train_loss) * sc.sd, test_rmse, rmse_last, rmse_ma}, st.seconds);
     if (!c.save.empty()) ex::save_run(c.save, model, *opt, shuffle_gen, st);
     if (epoch == stop_after) {
       fmt::print("stopped after epoch {} (--stop-after){}\n", epoch,
@@ -527,7 +525,13 @@ int train(int argc, char** argv) {
     plot_forecast(out_path, png.string(), horizon, w.test.front().t, 200,
                   fmt::format("{} - held-out forecast {} step(s) ahead", d.source, horizon));
   }
-  if (!c.plot.empty()) ex::plot_curve(c.log, c.plot, "timeseries: training loss and RMSE");
+  if (!c.plot.empty())
+    ex::plot_curve(c.log, c.plot, "timeseries: forecast error (lower is better)",
+                   {{"RMSE (units of the series)",
+                     {{"train_rmse", "train"},
+                      {"test_rmse", "held-out"},
+                      {"last_value_rmse", "last-value baseline (held-out)", 1, true},
+                      {"moving_average_rmse", "moving-average baseline (held-out)", 1, true}}}});
   // a resumed run saw only the end of the curve
   if (c.smoke && c.resume.empty()) ex::check_loss_history(losses, 8, 10);
   return 0;
