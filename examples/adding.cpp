@@ -177,9 +177,11 @@ int train(int argc, char** argv) {
   flags.parse(argc, argv);
   ex::Common c = ex::common_flags(flags);
   // An "epoch" has no meaning here (every sequence is new), and a run is short: no checkpoints.
-  for (const char* unused : {"epochs", "save", "resume"})
+  if (flags.given("epochs"))
+    throw ex::UsageError("adding: --epochs does not apply (every sequence is new; use --budget)");
+  for (const char* unused : {"save", "resume"})
     if (flags.given(unused))
-      throw ex::UsageError(fmt::format("adding: --{} does not apply (use --budget)", unused));
+      throw ex::UsageError(fmt::format("adding: --{} does not apply (no checkpoints)", unused));
   std::size_t T = flags.get_size("T"), budget = flags.get_size("budget");
   std::size_t batch = flags.get_size("batch"), eval_every = flags.get_size("eval-every");
   std::size_t n_test = flags.get_size("test");
