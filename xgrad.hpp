@@ -2,9 +2,11 @@
 #pragma once
 
 #include <xgrad/tensor/blas.hpp>
+#include <xgrad/tensor/format.hpp>
 #include <xgrad/tensor/npy.hpp>
 #include <xgrad/tensor/options.hpp>
 #include <xgrad/tensor/random.hpp>
+#include <xgrad/tensor/search.hpp>
 #include <xgrad/tensor/tensor.hpp>
 
 #include <xgrad/autograd/autograd.hpp>

@@ -68,10 +68,12 @@ GradcheckReport gradcheck(const std::function<Var<T>()>& f, const std::vector<Va
 
 }  // namespace xg
 
+namespace fmt {
 template <>
-struct fmt::formatter<xg::GradcheckReport> : fmt::formatter<std::string> {
+struct formatter<xg::GradcheckReport> : formatter<std::string> {
   template <class Ctx>
   auto format(const xg::GradcheckReport& r, Ctx& ctx) const {
-    return fmt::formatter<std::string>::format(r.str(), ctx);
+    return formatter<std::string>::format(r.str(), ctx);
   }
 };
+}  // namespace fmt

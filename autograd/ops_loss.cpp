@@ -79,11 +79,19 @@ Var<T> cross_entropy(const Var<T>& logits, const IndexArray& targets, const Cros
   return nll_loss(log_softmax(logits, -1), targets, opts, mask);
 }
 
+// loss = sum_i m_i (softplus(x_i) - x_i t_i) / sum_i m_i
 template <class T>
 Var<T> binary_cross_entropy_with_logits(const Var<T>& logits, const Var<T>& targets,
-                                        Reduction reduction) {
+                                        Reduction reduction, const Array<T>* mask) {
   check_same_shape("binary_cross_entropy_with_logits", "targets", targets.shape(), logits.shape());
-  return reduce(softplus(logits) - logits * targets, reduction);
+  Var<T> l = softplus(logits) - logits * targets;
+  if (!mask) return reduce(l, reduction);
+  check_same_shape("binary_cross_entropy_with_logits", "mask", mask->shape(), logits.shape());
+  l = l * Var<T>(*mask);
+  if (reduction != Reduction::Mean) return reduce(l, reduction);
+  T total = 0;
+  for (const T* m = mask->data(); m != mask->data() + mask->size(); ++m) total += *m;
+  return sum(l) * (total > 0 ? T(1) / total : T(0));
 }
 
 template <class T>
@@ -102,7 +110,8 @@ Var<T> dropout(const Var<T>& x, double p, bool training, Generator& gen) {
                            const Array<T>*);                                                     \
   template Var<T> cross_entropy(const Var<T>&, const IndexArray&, const CrossEntropyOptions&,     \
                                 const Array<T>*);                                                \
-  template Var<T> binary_cross_entropy_with_logits(const Var<T>&, const Var<T>&, Reduction);     \
+  template Var<T> binary_cross_entropy_with_logits(const Var<T>&, const Var<T>&, Reduction,      \
+                                                   const Array<T>*);                             \
   template Var<T> dropout(const Var<T>&, double, bool, Generator&);
 XG_INSTANTIATE(float)
 XG_INSTANTIATE(double)

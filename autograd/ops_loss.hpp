@@ -32,9 +32,13 @@ Var<T> cross_entropy(const Var<T>& logits, const IndexArray& targets,
                      const CrossEntropyOptions& opts = {}, const Array<T>* mask = nullptr);
 
 /// Binary cross entropy from logits with targets in [0, 1]: softplus(x) - x t, stable.
+/// `mask` (optional, shape of logits) weighs each element, e.g. 0 past a sequence's end; the
+/// mean divides by the total weight, as nll_loss's mask does. A composite.
+///   loss = sum_i m_i (softplus(x_i) - x_i t_i) / sum_i m_i
 template <class T>
 Var<T> binary_cross_entropy_with_logits(const Var<T>& logits, const Var<T>& targets,
-                                        Reduction reduction = Reduction::Mean);
+                                        Reduction reduction = Reduction::Mean,
+                                        const Array<T>* mask = nullptr);
 
 /// Inverted dropout: in training, zeroes each element with probability p and scales the rest by
 /// 1 / (1 - p) using `gen`; the identity when !training or p == 0.

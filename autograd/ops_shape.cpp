@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -271,6 +272,36 @@ Var<T> embedding(const Var<T>& weight, const IndexArray& ids) {
   return reshape(rows, s);
 }
 
+// y[p] = w[ids[p]]      dw[ids[p]] += g[p] except where ids[p] == padding_idx
+template <class T>
+Var<T> embedding(const Var<T>& weight, const IndexArray& ids, std::int64_t padding_idx) {
+  if (weight.dim() != 2)
+    throw ShapeError(fmt::format("embedding: weight must be [num_embeddings, dim], got {}",
+                                 shape_str(weight.shape())));
+  const std::size_t V = weight.shape(0), D = weight.shape(1);
+  const auto v = static_cast<std::int64_t>(V);
+  if (padding_idx < -v || padding_idx >= v)
+    throw ValueError(fmt::format("embedding: padding_idx {} is out of range for {} embeddings",
+                                 padding_idx, V));
+  const std::int64_t pad = padding_idx < 0 ? padding_idx + v : padding_idx;
+  for (auto id : ids) check_index("embedding", id, V);
+  Shape s = ids.shape();
+  s.push_back(D);
+  Array<T> y = empty<T>(s);
+  const T* w = weight.value().data();
+  for (std::size_t k = 0; k < ids.size(); ++k)
+    std::copy_n(w + static_cast<std::size_t>(ids.data()[k]) * D, D, y.data() + k * D);
+  return record("embedding", std::move(y), {weight}, [ids, pad, D](Backward<T>& bw) {
+    Array<T>& dw = bw.zeroed_buffer(0);
+    const T* g = bw.grad().data();
+    for (std::size_t k = 0; k < ids.size(); ++k) {
+      if (ids.data()[k] == pad) continue;
+      T* row = dw.data() + static_cast<std::size_t>(ids.data()[k]) * D;
+      for (std::size_t j = 0; j < D; ++j) row[j] += g[k * D + j];
+    }
+  }, saves_none);
+}
+
 // y[p] = x[p with coordinate `axis` replaced by index[p]]
 template <class T>
 Var<T> gather(const Var<T>& x, std::ptrdiff_t axis, const IndexArray& index) {
@@ -375,6 +406,7 @@ Var<T> pad(const Var<T>& x, const std::vector<std::pair<std::size_t, std::size_t
   template Var<T> stack(const std::vector<Var<T>>&, std::ptrdiff_t);                              \
   template Var<T> index_select(const Var<T>&, std::ptrdiff_t, const IndexArray&);                 \
   template Var<T> embedding(const Var<T>&, const IndexArray&);                                    \
+  template Var<T> embedding(const Var<T>&, const IndexArray&, std::int64_t);                      \
   template Var<T> gather(const Var<T>&, std::ptrdiff_t, const IndexArray&);                       \
   template Var<T> pad(const Var<T>&, const std::vector<std::pair<std::size_t, std::size_t>>&, T);
 XG_INSTANTIATE(float)

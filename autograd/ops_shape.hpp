@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <initializer_list>
 #include <utility>
 #include <vector>
@@ -51,6 +52,16 @@ Var<T> concat(const std::vector<Var<T>>& xs, std::ptrdiff_t axis);
 template <class T>
 Var<T> stack(const std::vector<Var<T>>& xs, std::ptrdiff_t axis = 0);
 
+/// The same from a brace list, deducing T: `concat({a, b}, 1)`, `stack({a, b})`.
+template <class T>
+Var<T> concat(std::initializer_list<Var<T>> xs, std::ptrdiff_t axis) {
+  return concat(std::vector<Var<T>>(xs), axis);
+}
+template <class T>
+Var<T> stack(std::initializer_list<Var<T>> xs, std::ptrdiff_t axis = 0) {
+  return stack(std::vector<Var<T>>(xs), axis);
+}
+
 /// Picks entries of `axis` by index (repeats allowed).   dx = scatter-add of g (repeats add up)
 template <class T>
 Var<T> index_select(const Var<T>& x, std::ptrdiff_t axis, const IndexArray& index);
@@ -59,6 +70,10 @@ Var<T> index_select(const Var<T>& x, std::ptrdiff_t axis, const IndexArray& inde
 /// Gradients of repeated ids accumulate.
 template <class T>
 Var<T> embedding(const Var<T>& weight, const IndexArray& ids);
+/// The same, except that no gradient reaches row `padding_idx` (negative counts from the end),
+/// as torch.nn.functional.embedding's padding_idx.   dw[id] += g for every id != padding_idx
+template <class T>
+Var<T> embedding(const Var<T>& weight, const IndexArray& ids, std::int64_t padding_idx);
 
 /// torch.gather: out[i][j][k] = x[i][index[i][j][k]][k] for axis 1 (index has x's rank).
 ///   dx = scatter-add of g at the gathered positions

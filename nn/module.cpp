@@ -118,7 +118,41 @@ LoadReport Module<T>::load(const std::string& path, bool strict) {
   }
 }
 
+namespace {
+std::string count_note(std::size_t n, bool root) {
+  if (n == 0 && !root) return {};
+  return fmt::format("  # {} parameter{}{}", n, n == 1 ? "" : "s", root ? " in total" : "");
+}
+
+template <class T>
+std::string repr(const Module<T>& m, bool root) {
+  const std::string extra = m.extra_repr();
+  const auto& children = m.named_children();
+  std::string s = m.name() + "(";
+  if (children.empty()) {
+    s += extra + ")";
+  } else {
+    if (!extra.empty()) s += "\n  " + extra;
+    for (const auto& [name, child] : children) {
+      std::string c = repr(*child, false);
+      for (std::size_t i = c.find('\n'); i != std::string::npos; i = c.find('\n', i + 1))
+        c.insert(i + 1, "  ");
+      s += "\n  (" + name + "): " + c;
+    }
+    s += "\n)";
+  }
+  return s + count_note(m.num_parameters(), root);
+}
+}  // namespace
+
+template <class T>
+std::string to_string(const Module<T>& m) {
+  return repr(m, true);
+}
+
 template class Module<float>;
 template class Module<double>;
+template std::string to_string(const Module<float>&);
+template std::string to_string(const Module<double>&);
 
 }  // namespace xg::nn

@@ -3,9 +3,14 @@
 #pragma once
 
 #include <memory>
+#include <ostream>
+#include <string_view>
+#include <type_traits>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include <fmt/format.h>
 
 #include <xgrad/autograd/autograd.hpp>
 #include <xgrad/tensor/npy.hpp>
@@ -62,6 +67,17 @@ class Module {
 
   const std::string& name() const { return name_; }
 
+  /// This module's options on one line, shown by printing: "in_features=4, out_features=2,
+  /// bias=true" (PyTorch's extra_repr). Empty by default; each module overrides it.
+  virtual std::string extra_repr() const { return {}; }
+  /// The registered submodules with their names, in registration order (a submodule registered
+  /// with a suffix is listed under its suffix, e.g. "_l0_reverse").
+  std::vector<std::pair<std::string, std::shared_ptr<Module>>> named_children() const {
+    std::vector<std::pair<std::string, std::shared_ptr<Module>>> out;
+    for (const auto& c : children_) out.emplace_back(c.name, c.module);
+    return out;
+  }
+
  protected:
   explicit Module(std::string name) : name_(std::move(name)) {}
   void set_name(std::string name) { name_ = std::move(name); }
@@ -93,6 +109,23 @@ class Module {
   bool training_ = true;
 };
 
+/// The module tree as text, like PyTorch's print(model): each module with its options and, when
+/// it has any, its parameter count; the first line's module ends with the total.
+///
+///     Sequential(
+///       (0): Linear(in_features=4, out_features=16, bias=true)  # 80 parameters
+///       (1): tanh()
+///       (2): Linear(in_features=16, out_features=2, bias=true)  # 34 parameters
+///     )  # 114 parameters in total
+template <class T>
+std::string to_string(const Module<T>& m);
+
+/// `std::cout << model` prints to_string(model).
+template <class T>
+std::ostream& operator<<(std::ostream& os, const Module<T>& m) {
+  return os << to_string(m);
+}
+
 /// The parameters of several modules in one list, for one optimizer:
 /// `optim::Adam opt(nn::parameters(lstm, head), optim::AdamOptions(1e-3));`
 template <class M, class... Ms>
@@ -114,3 +147,18 @@ class UnaryModule : public Module<T> {
 };
 
 }  // namespace xg::nn
+
+namespace fmt {
+/// `fmt::print("{}\n", model)` for every module type: xg::nn::to_string(model).
+template <class M>
+struct formatter<M, char,
+                 std::enable_if_t<std::is_base_of_v<xg::nn::Module<float>, M> ||
+                                  std::is_base_of_v<xg::nn::Module<double>, M>>>
+    : formatter<std::string_view> {
+  template <class Ctx>
+  auto format(const M& m, Ctx& ctx) const {
+    const std::string s = xg::nn::to_string(m);
+    return formatter<std::string_view>::format(s, ctx);
+  }
+};
+}  // namespace fmt

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -181,6 +182,78 @@ void Adam<T>::update(Array<T>& p, const Array<T>& grad, std::map<std::string, Ar
   }
 }
 
+// ---- RMSprop ----------------------------------------------------------------------------------
+
+template <class T>
+RMSprop<T>::RMSprop(NamedParams<T> params, const RMSpropOptions& o)
+    : Optimizer<T>(std::move(params), o.lr()), options(o) {
+  check_range("RMSprop", "alpha", o.alpha(), 0.0, 1.0);
+  if (!(o.eps() >= 0)) throw ValueError(fmt::format("RMSprop: eps = {} must be >= 0", o.eps()));
+  if (!(o.weight_decay() >= 0))
+    throw ValueError(fmt::format("RMSprop: weight_decay = {} must be >= 0", o.weight_decay()));
+  if (!(o.momentum() >= 0)) throw ValueError(fmt::format("RMSprop: momentum = {} must be >= 0", o.momentum()));
+}
+
+// v = alpha v + (1 - alpha) g^2;  d = sqrt(v [- a^2]) + eps;  p -= lr g / d  (or via b = mu b + g / d)
+template <class T>
+void RMSprop<T>::update(Array<T>& p, const Array<T>& grad, std::map<std::string, Array<T>>& state) {
+  const T lr = static_cast<T>(this->lr_), wd = static_cast<T>(options.weight_decay());
+  const T alpha = static_cast<T>(options.alpha()), eps = static_cast<T>(options.eps());
+  const T mu = static_cast<T>(options.momentum());
+  Array<T> g = wd != T(0) ? Array<T>(grad + wd * p) : grad;
+  auto buf = [&](const char* name) -> Array<T>& {
+    auto it = state.find(name);
+    if (it == state.end()) it = state.emplace(name, zeros<T>(p.shape())).first;
+    return it->second;
+  };
+  Array<T>& v = buf("square_avg");
+  xt::noalias(v) = alpha * v + (T(1) - alpha) * g * g;
+  Array<T> d;
+  if (options.centered()) {
+    Array<T>& a = buf("grad_avg");
+    xt::noalias(a) = alpha * a + (T(1) - alpha) * g;
+    d = xt::sqrt(v - a * a) + eps;
+  } else {
+    d = xt::sqrt(v) + eps;
+  }
+  if (mu > T(0)) {
+    Array<T>& b = buf("momentum_buffer");
+    xt::noalias(b) = mu * b + g / d;
+    xt::noalias(p) -= lr * b;
+  } else {
+    xt::noalias(p) -= lr * g / d;
+  }
+}
+
+// ---- Adagrad ----------------------------------------------------------------------------------
+
+template <class T>
+Adagrad<T>::Adagrad(NamedParams<T> params, const AdagradOptions& o)
+    : Optimizer<T>(std::move(params), o.lr()), options(o) {
+  if (!(o.lr_decay() >= 0)) throw ValueError(fmt::format("Adagrad: lr_decay = {} must be >= 0", o.lr_decay()));
+  if (!(o.weight_decay() >= 0))
+    throw ValueError(fmt::format("Adagrad: weight_decay = {} must be >= 0", o.weight_decay()));
+  if (!(o.initial_accumulator_value() >= 0))
+    throw ValueError(fmt::format("Adagrad: initial_accumulator_value = {} must be >= 0",
+                                 o.initial_accumulator_value()));
+  if (!(o.eps() >= 0)) throw ValueError(fmt::format("Adagrad: eps = {} must be >= 0", o.eps()));
+}
+
+// s += g^2;  p -= lr / (1 + (t - 1) lr_decay) * g / (sqrt(s) + eps)
+template <class T>
+void Adagrad<T>::update(Array<T>& p, const Array<T>& grad, std::map<std::string, Array<T>>& state) {
+  const double t = static_cast<double>(this->steps_ + 1);
+  const T wd = static_cast<T>(options.weight_decay()), eps = static_cast<T>(options.eps());
+  const T clr = static_cast<T>(this->lr_ / (1.0 + (t - 1.0) * options.lr_decay()));
+  Array<T> g = wd != T(0) ? Array<T>(grad + wd * p) : grad;
+  auto it = state.find("sum");
+  if (it == state.end())
+    it = state.emplace("sum", full<T>(p.shape(), static_cast<T>(options.initial_accumulator_value()))).first;
+  Array<T>& acc = it->second;
+  xt::noalias(acc) += g * g;
+  xt::noalias(p) -= clr * g / (xt::sqrt(acc) + eps);
+}
+
 // ---- Clipping ---------------------------------------------------------------------------------
 
 template <class T>
@@ -240,6 +313,92 @@ double CosineAnnealingLR<T>::rate(std::size_t e) const {
 }
 
 template <class T>
+LinearLR<T>::LinearLR(Optimizer<T>& opt, double start_factor, double end_factor, std::size_t total_iters)
+    : Schedule<T>(opt), start_(start_factor), end_(end_factor), total_(total_iters) {
+  if (!(start_factor > 0 && start_factor <= 1))
+    throw ValueError(fmt::format("LinearLR: start_factor = {} must be in (0, 1]", start_factor));
+  if (!(end_factor >= 0 && end_factor <= 1))
+    throw ValueError(fmt::format("LinearLR: end_factor = {} must be in [0, 1]", end_factor));
+  if (total_iters == 0) throw ValueError("LinearLR: total_iters must be positive");
+  opt.set_lr(rate(0));
+}
+template <class T>
+double LinearLR<T>::rate(std::size_t e) const {
+  const double done = static_cast<double>(std::min(e, total_)) / static_cast<double>(total_);
+  return this->base_lr_ * (start_ + (end_ - start_) * done);
+}
+
+template <class T>
+OneCycleLR<T>::OneCycleLR(Optimizer<T>& opt, const OneCycleOptions& o) : Schedule<T>(opt), o_(o) {
+  if (o.total_steps() == 0) throw ValueError("OneCycleLR: total_steps must be positive");
+  if (!(o.max_lr() > 0) || !std::isfinite(o.max_lr()))
+    throw ValueError(fmt::format("OneCycleLR: max_lr = {} must be finite and > 0", o.max_lr()));
+  if (!(o.pct_start() >= 0 && o.pct_start() <= 1))
+    throw ValueError(fmt::format("OneCycleLR: pct_start = {} must be in [0, 1]", o.pct_start()));
+  if (!(o.div_factor() > 0 && o.final_div_factor() > 0))
+    throw ValueError("OneCycleLR: div_factor and final_div_factor must be > 0");
+  if (o.cycle_momentum() && !dynamic_cast<SGD<T>*>(&opt) && !dynamic_cast<Adam<T>*>(&opt) &&
+      !dynamic_cast<RMSprop<T>*>(&opt))
+    throw ValueError("OneCycleLR: cycle_momentum needs an optimizer with momentum (SGD, RMSprop) or "
+                     "beta1 (Adam, AdamW); pass cycle_momentum(false)");
+  const double initial = o.max_lr() / o.div_factor(), min_lr = initial / o.final_div_factor();
+  const double n = static_cast<double>(o.total_steps()), up = o.pct_start() * n;
+  const double mx = o.max_momentum(), base = o.base_momentum();
+  if (o.three_phase())
+    phases_ = {{up - 1, initial, o.max_lr(), mx, base},
+               {2 * up - 2, o.max_lr(), initial, base, mx},
+               {n - 1, initial, min_lr, mx, mx}};
+  else
+    phases_ = {{up - 1, initial, o.max_lr(), mx, base}, {n - 1, o.max_lr(), min_lr, base, mx}};
+  this->set_epoch(0);
+}
+
+template <class T>
+double OneCycleLR<T>::anneal(double start, double end, double pct) const {
+  if (o_.anneal_strategy() == OneCycleOptions::Anneal::Linear) return (end - start) * pct + start;
+  return end + (start - end) / 2.0 * (std::cos(M_PI * pct) + 1);
+}
+
+template <class T>
+std::pair<const typename OneCycleLR<T>::Phase*, double> OneCycleLR<T>::locate(std::size_t e) const {
+  if (e > o_.total_steps())
+    throw ValueError(fmt::format("OneCycleLR: stepped {} times, but total_steps is {}", e, o_.total_steps()));
+  const double step = static_cast<double>(e);
+  double start = 0;
+  for (std::size_t i = 0; i < phases_.size(); ++i) {
+    const Phase& ph = phases_[i];
+    if (step <= ph.end_step || i + 1 == phases_.size()) {
+      // Step total_steps (one past the last used) keeps the final values.
+      const double pct = ph.end_step > start ? (step - start) / (ph.end_step - start) : 1.0;
+      return {&ph, std::min(pct, 1.0)};
+    }
+    start = ph.end_step;
+  }
+  return {&phases_.back(), 1.0};  // not reached
+}
+
+template <class T>
+double OneCycleLR<T>::rate(std::size_t e) const {
+  auto [ph, pct] = locate(e);
+  return anneal(ph->start_lr, ph->end_lr, pct);
+}
+
+template <class T>
+double OneCycleLR<T>::momentum(std::size_t e) const {
+  auto [ph, pct] = locate(e);
+  return anneal(ph->start_m, ph->end_m, pct);
+}
+
+template <class T>
+void OneCycleLR<T>::on_step(std::size_t e) {
+  if (!o_.cycle_momentum()) return;
+  const double m = momentum(e);
+  if (auto* sgd = dynamic_cast<SGD<T>*>(&this->opt_)) sgd->options.momentum(m);
+  else if (auto* adam = dynamic_cast<Adam<T>*>(&this->opt_)) adam->options.beta1(m);
+  else if (auto* rms = dynamic_cast<RMSprop<T>*>(&this->opt_)) rms->options.momentum(m);
+}
+
+template <class T>
 ReduceLROnPlateau<T>::ReduceLROnPlateau(Optimizer<T>& opt, Options o)
     : opt_(opt), o_(o), best_(std::numeric_limits<double>::infinity()) {
   if (!(o.factor() > 0 && o.factor() < 1))
@@ -276,7 +435,11 @@ void ReduceLROnPlateau<T>::step(double metric) {
   template class StepLR<T>;                                                    \
   template class ExponentialLR<T>;                                             \
   template class CosineAnnealingLR<T>;                                         \
-  template class ReduceLROnPlateau<T>;
+  template class ReduceLROnPlateau<T>;                                          \
+  template class RMSprop<T>;                                                    \
+  template class Adagrad<T>;                                                    \
+  template class LinearLR<T>;                                                   \
+  template class OneCycleLR<T>;
 XG_INSTANTIATE(float)
 XG_INSTANTIATE(double)
 #undef XG_INSTANTIATE

@@ -114,6 +114,53 @@ class AdamW : public Adam<T> {
       : AdamW(name_params(params), o) {}
 };
 
+struct RMSpropOptions {
+  explicit RMSpropOptions(double lr = 1e-2) : lr_(lr) {}
+  XG_OPTION(double, lr, 1e-2);
+  XG_OPTION(double, alpha, 0.99);
+  XG_OPTION(double, eps, 1e-8);
+  XG_OPTION(double, weight_decay, 0.0);
+  XG_OPTION(double, momentum, 0.0);
+  XG_OPTION(bool, centered, false);
+};
+
+/// RMSprop, as torch.optim.RMSprop: g += wd p; v = alpha v + (1 - alpha) g^2;
+/// centered: a = alpha a + (1 - alpha) g, d = sqrt(v - a^2) + eps, else d = sqrt(v) + eps;
+/// with momentum: b = mu b + g / d, p -= lr b; without: p -= lr g / d.
+/// Buffers: "square_avg", "grad_avg" (centered), "momentum_buffer" (momentum > 0).
+template <class T = float>
+class RMSprop : public Optimizer<T> {
+ public:
+  RMSprop(NamedParams<T> params, const RMSpropOptions& o);
+  RMSprop(const std::vector<Var<T>>& params, const RMSpropOptions& o) : RMSprop(name_params(params), o) {}
+  RMSpropOptions options;
+
+ protected:
+  void update(Array<T>& p, const Array<T>& g, std::map<std::string, Array<T>>& state) override;
+};
+
+struct AdagradOptions {
+  explicit AdagradOptions(double lr = 1e-2) : lr_(lr) {}
+  XG_OPTION(double, lr, 1e-2);
+  XG_OPTION(double, lr_decay, 0.0);
+  XG_OPTION(double, weight_decay, 0.0);
+  XG_OPTION(double, initial_accumulator_value, 0.0);
+  XG_OPTION(double, eps, 1e-10);
+};
+
+/// Adagrad, as torch.optim.Adagrad: g += wd p; s += g^2 (s starts at initial_accumulator_value);
+/// p -= lr / (1 + (t - 1) lr_decay) * g / (sqrt(s) + eps) at step t. Buffer: "sum".
+template <class T = float>
+class Adagrad : public Optimizer<T> {
+ public:
+  Adagrad(NamedParams<T> params, const AdagradOptions& o);
+  Adagrad(const std::vector<Var<T>>& params, const AdagradOptions& o) : Adagrad(name_params(params), o) {}
+  AdagradOptions options;
+
+ protected:
+  void update(Array<T>& p, const Array<T>& g, std::map<std::string, Array<T>>& state) override;
+};
+
 /// Scales all gradients so that their joint L2 norm is at most max_norm (by
 /// max_norm / (norm + 1e-6), as PyTorch); returns the norm before clipping.
 template <class T>
@@ -134,6 +181,7 @@ class Schedule {
   void step() {
     ++epoch_;
     opt_.set_lr(rate(epoch_));
+    on_step(epoch_);
   }
   std::size_t epoch() const { return epoch_; }
   /// The rate at epoch 0: the optimizer's rate when the schedule was made. After loading an
@@ -144,10 +192,13 @@ class Schedule {
   void set_epoch(std::size_t e) {
     epoch_ = e;
     opt_.set_lr(rate(epoch_));
+    on_step(epoch_);
   }
 
  protected:
   virtual double rate(std::size_t epoch) const = 0;
+  /// Called after the rate is set for `epoch` (schedules that also set momentum use it).
+  virtual void on_step(std::size_t /*epoch*/) {}
   Optimizer<T>& opt_;
   double base_lr_;
   std::size_t epoch_ = 0;
@@ -186,6 +237,65 @@ class CosineAnnealingLR : public Schedule<T> {
   double rate(std::size_t e) const override;
   std::size_t t_max_;
   double eta_min_;
+};
+
+/// Linear warm-up (torch's LinearLR): the rate goes from base * start_factor to base * end_factor
+/// in total_iters steps, then stays: lr = base (start + (end - start) min(e, total_iters) / total_iters).
+template <class T = float>
+class LinearLR : public Schedule<T> {
+ public:
+  LinearLR(Optimizer<T>& opt, double start_factor = 1.0 / 3, double end_factor = 1.0,
+           std::size_t total_iters = 5);
+
+ protected:
+  double rate(std::size_t e) const override;
+  double start_, end_;
+  std::size_t total_;
+};
+
+/// The one-cycle policy (torch's OneCycleLR), stepped after every optimizer step (not every
+/// epoch): the rate rises from max_lr / div_factor to max_lr over the first pct_start of
+/// total_steps, then falls to max_lr / (div_factor * final_div_factor); with three_phase it
+/// first falls back to max_lr / div_factor and then to the minimum. Annealing is cosine or
+/// linear. With cycle_momentum, SGD's and RMSprop's momentum and Adam's beta1 move the
+/// other way, between max_momentum and base_momentum. The rate at construction is the first one;
+/// steps 0 .. total_steps - 1 match PyTorch's, and step total_steps (allowed, as in PyTorch)
+/// keeps the final rate where PyTorch extrapolates past it.
+struct OneCycleOptions {
+  OneCycleOptions(double max_lr, std::size_t total_steps) : max_lr_(max_lr), total_steps_(total_steps) {}
+  enum class Anneal { Cos, Linear };
+  XG_OPTION(double, max_lr, 0.0);
+  XG_OPTION(std::size_t, total_steps, 0);
+  XG_OPTION(double, pct_start, 0.3);
+  XG_OPTION(Anneal, anneal_strategy, Anneal::Cos);
+  XG_OPTION(bool, cycle_momentum, true);
+  XG_OPTION(double, base_momentum, 0.85);
+  XG_OPTION(double, max_momentum, 0.95);
+  XG_OPTION(double, div_factor, 25.0);
+  XG_OPTION(double, final_div_factor, 1e4);
+  XG_OPTION(bool, three_phase, false);
+};
+
+template <class T = float>
+class OneCycleLR : public Schedule<T> {
+ public:
+  OneCycleLR(Optimizer<T>& opt, const OneCycleOptions& o);
+  /// The momentum (or beta1) at step e.
+  double momentum(std::size_t e) const;
+
+ protected:
+  double rate(std::size_t e) const override;
+  void on_step(std::size_t e) override;
+
+ private:
+  struct Phase {
+    double end_step, start_lr, end_lr, start_m, end_m;
+  };
+  double anneal(double start, double end, double pct) const;
+  // Where step e lies: the phase and the fraction of it done.
+  std::pair<const Phase*, double> locate(std::size_t e) const;
+  OneCycleOptions o_;
+  std::vector<Phase> phases_;
 };
 
 /// Multiplies the rate by `factor` when a metric has not improved (relative threshold, mode min)

@@ -164,7 +164,9 @@ BOOST_AUTO_TEST_CASE(linear) {
 
 // 20 steps of each optimizer follow torch.optim's trajectory.
 BOOST_DATA_TEST_CASE(optimizers, bdata::make(std::vector<std::string>{"optim_sgd_plain", "optim_sgd_momentum",
-                                             "optim_sgd_nesterov_wd", "optim_adam", "optim_adam_amsgrad_wd", "optim_adamw"}),
+                                             "optim_sgd_nesterov_wd", "optim_adam", "optim_adam_amsgrad_wd", "optim_adamw",
+                                             "optim_rmsprop", "optim_rmsprop_centered_momentum_wd",
+                                             "optim_adagrad", "optim_adagrad_decay_wd_init"}),
                      name) {
   Fixture f(name);
   V a(f.arr("p0_a"), true), b(f.arr("p0_b"), true);
@@ -177,6 +179,19 @@ BOOST_DATA_TEST_CASE(optimizers, bdata::make(std::vector<std::string>{"optim_sgd
                                                            .dampening(f.num("dampening"))
                                                            .weight_decay(f.num("weight_decay"))
                                                            .nesterov(f.num("nesterov") != 0));
+  } else if (kind == 3) {
+    opt = std::make_unique<optim::RMSprop<double>>(params, optim::RMSpropOptions(f.num("lr"))
+                                                               .alpha(f.num("alpha"))
+                                                               .eps(f.num("eps"))
+                                                               .weight_decay(f.num("weight_decay"))
+                                                               .momentum(f.num("momentum"))
+                                                               .centered(f.num("centered") != 0));
+  } else if (kind == 4) {
+    opt = std::make_unique<optim::Adagrad<double>>(params, optim::AdagradOptions(f.num("lr"))
+                                                               .lr_decay(f.num("lr_decay"))
+                                                               .weight_decay(f.num("weight_decay"))
+                                                               .initial_accumulator_value(f.num("initial_accumulator_value"))
+                                                               .eps(f.num("eps")));
   } else {
     auto ao = optim::AdamOptions(f.num("lr")).beta1(f.num("beta1")).beta2(f.num("beta2")).eps(f.num("eps"))
                   .weight_decay(f.num("weight_decay")).amsgrad(f.num("amsgrad") != 0);
@@ -221,6 +236,48 @@ BOOST_AUTO_TEST_CASE(schedules) {
       if (sched) sched->step();
       else plateau->step(f.arr("metrics")(e));
     }
+  }
+}
+
+// LinearLR (warm-up) and OneCycleLR, with the momentum (SGD) or beta1 (Adam) OneCycleLR sets.
+BOOST_DATA_TEST_CASE(warmup_and_one_cycle_schedules,
+                     bdata::make(std::vector<std::string>{"sched_linear_warmup", "sched_linear_partial",
+                                                          "sched_onecycle_cos_sgd",
+                                                          "sched_onecycle_linear_three_phase_adam",
+                                                          "sched_onecycle_no_momentum"}),
+                     name) {
+  Fixture f(name);
+  V p(Array<double>{1.0}, true);
+  const bool adam = f.has("momentum_kind") && f.num("momentum_kind") == 1;
+  const bool sgd_momentum = f.has("momentum_kind") && f.num("momentum_kind") == 0;
+  std::unique_ptr<optim::Optimizer<double>> opt;
+  if (adam) opt = std::make_unique<optim::Adam<double>>(std::vector<V>{p}, optim::AdamOptions(f.num("lr")));
+  else opt = std::make_unique<optim::SGD<double>>(std::vector<V>{p}, optim::SGDOptions(f.num("lr")).momentum(sgd_momentum ? 0.9 : 0.0));
+  std::unique_ptr<optim::Schedule<double>> sched;
+  if (f.num("scheduler") == 4) {
+    sched = std::make_unique<optim::LinearLR<double>>(*opt, f.num("start_factor"), f.num("end_factor"), f.size("total_iters"));
+  } else {
+    using A = optim::OneCycleOptions::Anneal;
+    sched = std::make_unique<optim::OneCycleLR<double>>(
+        *opt, optim::OneCycleOptions(f.num("max_lr"), f.size("total_steps"))
+                  .pct_start(f.num("pct_start"))
+                  .anneal_strategy(f.num("anneal_linear") != 0 ? A::Linear : A::Cos)
+                  .cycle_momentum(f.num("momentum_kind") != 2)
+                  .base_momentum(f.num("base_momentum"))
+                  .max_momentum(f.num("max_momentum"))
+                  .div_factor(f.num("div_factor"))
+                  .final_div_factor(f.num("final_div_factor"))
+                  .three_phase(f.num("three_phase") != 0));
+  }
+  const Array<double> lrs = f.arr("lrs"), momenta = f.arr("momenta");
+  auto momentum = [&] {
+    if (adam) return static_cast<optim::Adam<double>&>(*opt).options.beta1();
+    return static_cast<optim::SGD<double>&>(*opt).options.momentum();
+  };
+  for (std::size_t e = 0; e < lrs.size(); ++e) {
+    BOOST_TEST(std::abs(opt->lr() - lrs(e)) <= 1e-12 * lrs(e) + 1e-15, name << " step " << e << ": " << opt->lr() << " vs " << lrs(e));
+    BOOST_TEST(std::abs(momentum() - momenta(e)) <= 1e-12, name << " step " << e << " momentum: " << momentum() << " vs " << momenta(e));
+    if (e + 1 < lrs.size()) sched->step();
   }
 }
 
