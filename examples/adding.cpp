@@ -169,7 +169,6 @@ int train(int argc, char** argv) {
       .add_int("batch", 32, "sequences per Adam step", 1)
       .add_int("eval-every", 3200, "training sequences between scorings of the held-out set", 1)
       .add_int("test", 10000, "held-out sequences (a fixed set, the same for every seed)", 2000)
-      .add_double("clip", 1.0, "clip the gradient norm to this (0: no clipping)", 0.0)
       .add_string("dump", "",
                   "write the held-out sequences to this CSV (sequence,step,value,marker,target) "
                   "and exit",
@@ -179,9 +178,9 @@ int train(int argc, char** argv) {
   // An "epoch" has no meaning here (every sequence is new), and a run is short: no checkpoints.
   if (flags.given("epochs"))
     throw ex::UsageError("adding: --epochs does not apply (every sequence is new; use --budget)");
-  for (const char* unused : {"save", "resume"})
+  for (const char* unused : {"save", "resume", "stop-after", "schedule"})
     if (flags.given(unused))
-      throw ex::UsageError(fmt::format("adding: --{} does not apply (no checkpoints)", unused));
+      throw ex::UsageError(fmt::format("adding: --{} does not apply (no checkpoints, no epochs)", unused));
   std::size_t T = flags.get_size("T"), budget = flags.get_size("budget");
   std::size_t batch = flags.get_size("batch"), eval_every = flags.get_size("eval-every");
   std::size_t n_test = flags.get_size("test");
@@ -216,7 +215,7 @@ int train(int argc, char** argv) {
   Adder model(flags.get_string("cell"), c.hidden, c.layers);
   auto opt = ex::make_optimizer(c, model.named_parameters());
   const std::vector<Var<float>> params = model.parameters();
-  const double clip = flags.get_double("clip");
+  const double clip = c.clip;
   // The held-out columns cover the first `test_scored` sequences (see evaluate's early_out).
   ex::CsvLog log(c.log, {"sequences", "test_scored", "test_wrong", "test_mse"});
 
@@ -285,7 +284,10 @@ int train(int argc, char** argv) {
         100 * static_cast<double>(score.wrong) / static_cast<double>(n_test),
         std::ceil(static_cast<double>(n_test) / 1000), score.mse,
         ex::format_duration(clock.seconds()), paper_sequences);
-  if (!c.plot.empty()) ex::plot_curve(c.log, c.plot, "adding problem: training loss and held-out");
+  if (!c.plot.empty())
+    ex::plot_curve(c.log, c.plot, "adding problem: squared error and held-out sequences wrong",
+                   {{"mean squared error", {{"train_loss", "train"}, {"test_mse", "held-out"}}},
+                    {"held-out sequences off by 0.04 or more (count)", {{"test_wrong", "held-out"}}}});
   if (c.smoke) ex::check_loss_history(losses, 8, 10);
   return 0;
 }
