@@ -46,8 +46,8 @@ AnyArray parse_npy(const char* data, std::size_t size, std::string_view name);
 /// A 0-d numpy str array ('<U', UTF-32) holding `utf8`, as .npy bytes: numpy.load reads it as text.
 /// ValueError when `utf8` is not valid UTF-8 or contains NUL (numpy strips trailing NULs).
 std::string text_npy_bytes(std::string_view utf8);
-/// The text in a .npy holding a numpy str or bytes array ('<U<n>', '|S<n>'), 0-d or 1-d of one
-/// item, as UTF-8. IoError naming `name` when it is not text.
+/// The text in a .npy holding a numpy str or bytes array (dtype '<U' or '|S' followed by a
+/// length), 0-d or 1-d of one item, as UTF-8. IoError naming `name` when it is not text.
 std::string parse_text_npy(const char* data, std::size_t size, std::string_view name);
 
 /// Serialises an array as .npy (version 1.0, little-endian, C order) bytes.
