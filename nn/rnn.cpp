@@ -65,13 +65,6 @@ Var<T> CellBase<T>::linear_ih(const Var<T>& x, bool fold_hidden_bias) const {
 }
 
 template <class T>
-void CellBase<T>::check_input(const Var<T>& x) const {
-  if (x.dim() != 2 || x.shape(1) != this->options.input_size())
-    throw ShapeError(fmt::format("{}: input must be [batch, {}], got {}", this->name(),
-                                 this->options.input_size(), shape_str(x.shape())));
-}
-
-template <class T>
 RNNCell<T>::RNNCell(const RNNOptions& o, Generator& gen) : CellBase<T>("RNNCell", 1, o, gen) {
   this->reject_forget_bias();
 }
@@ -92,20 +85,17 @@ GRUCell<T>::GRUCell(const RNNOptions& o, Generator& gen) : CellBase<T>("GRUCell"
 
 template <class T>
 Var<T> RNNCell<T>::forward(const Var<T>& x, const Var<T>& h) {
-  this->check_input(x);
   return (*this)(x, {h})[0];
 }
 
 template <class T>
 std::pair<Var<T>, Var<T>> LSTMCell<T>::forward(const Var<T>& x, const Var<T>& h, const Var<T>& c) {
-  this->check_input(x);
   State<T> s = (*this)(x, {h, c});
   return {s[0], s[1]};
 }
 
 template <class T>
 Var<T> GRUCell<T>::forward(const Var<T>& x, const Var<T>& h) {
-  this->check_input(x);
   return (*this)(x, {h})[0];
 }
 

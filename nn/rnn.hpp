@@ -50,8 +50,6 @@ class CellBase : public Cell<T> {
            std::vector<StateSpec> states = {"h"});
   /// W_ih x + b_ih (+ b_hh when `fold_hidden_bias`).
   Var<T> linear_ih(const Var<T>& x, bool fold_hidden_bias) const;
-  /// Checks x is [B, input_size] (the step-by-step forms).
-  void check_input(const Var<T>& x) const;
 };
 
 /// h' = tanh(W_ih x + b_ih + W_hh h + b_hh)   (or relu)
