@@ -2,6 +2,7 @@
 #pragma once
 
 #include <xgrad/autograd/format.hpp>
+#include <xgrad/autograd/fuse.hpp>
 #include <xgrad/autograd/gradcheck.hpp>
 #include <xgrad/autograd/ops_elementwise.hpp>
 #include <xgrad/autograd/ops_linalg.hpp>

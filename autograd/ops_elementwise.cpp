@@ -136,7 +136,7 @@ Var<T> minimum(const Var<T>& a, const Var<T>& b) {
 
 // c = mask ? a : b     da = g [mask], db = g [!mask]
 template <class T>
-Var<T> where(const xt::xarray<bool>& mask, const Var<T>& a, const Var<T>& b) {
+Var<T> where(const Array<bool>& mask, const Var<T>& a, const Var<T>& b) {
   const auto& x = a.value();
   const auto& y = b.value();
   Shape s = broadcast_shapes("where", broadcast_shapes("where", mask.shape(), x.shape()), y.shape());
@@ -328,7 +328,7 @@ XG_UNARY_TABLE(XG_INSTANTIATE_UNARY)
   template Var<T> pow(const Var<T>&, const Var<T>&);                           \
   template Var<T> maximum(const Var<T>&, const Var<T>&);                       \
   template Var<T> minimum(const Var<T>&, const Var<T>&);                       \
-  template Var<T> where(const xt::xarray<bool>&, const Var<T>&, const Var<T>&); \
+  template Var<T> where(const Array<bool>&, const Var<T>&, const Var<T>&); \
   template Var<T> add(const Var<T>&, Scalar<T>);                               \
   template Var<T> mul(const Var<T>&, Scalar<T>);                               \
   template Var<T> rsub(const Var<T>&, Scalar<T>);                              \

@@ -30,7 +30,7 @@ template <class T> Var<T> maximum(const Var<T>& a, const Var<T>& b);
 template <class T> Var<T> minimum(const Var<T>& a, const Var<T>& b);
 /// mask ? a : b (all three broadcast); call it as xg::where (xt::where also matches by ADL).
 ///   da = g where mask, db = g elsewhere
-template <class T> Var<T> where(const xt::xarray<bool>& mask, const Var<T>& a, const Var<T>& b);
+template <class T> Var<T> where(const Array<bool>& mask, const Var<T>& a, const Var<T>& b);
 
 // ---- With a scalar ---------------------------------------------------------------------------
 /// a + s

@@ -163,8 +163,8 @@ std::vector<Var<T>> chunk(const Var<T>& x, std::size_t n, std::ptrdiff_t axis) {
 namespace {
 // Joins inputs laid out as [outer, dims[i], inner] into [outer, sum(dims), inner].
 template <class T>
-Var<T> join(const char* op, const std::vector<Var<T>>& xs, Shape out_shape, std::size_t outer,
-            std::size_t inner, std::vector<std::size_t> dims) {
+Var<T> join(const char* op, std::span<const Var<T>> xs, Shape out_shape, std::size_t outer,
+            std::size_t inner, PoolVector<std::size_t> dims) {
   std::size_t total = 0;
   for (auto d : dims) total += d;
   Array<T> y = empty<T>(out_shape);
@@ -173,7 +173,7 @@ Var<T> join(const char* op, const std::vector<Var<T>>& xs, Shape out_shape, std:
     copy_block(xs[i].value().data(), dims[i], 0, y.data(), total, off, dims[i], outer, inner, false);
     off += dims[i];
   }
-  return record<T>(op, std::move(y), std::span<const Var<T>>(xs),
+  return record<T>(op, std::move(y), xs,
                    [dims = std::move(dims), total, outer, inner](Backward<T>& bw) {
                      std::size_t start = 0;
                      for (std::size_t i = 0; i < dims.size(); ++i) {
@@ -192,11 +192,11 @@ Var<T> join(const char* op, const std::vector<Var<T>>& xs, Shape out_shape, std:
 
 // y = [x_0, x_1, ...] along axis          dx_i = the i-th block of g
 template <class T>
-Var<T> concat(const std::vector<Var<T>>& xs, std::ptrdiff_t axis) {
+Var<T> concat(std::span<const Var<T>> xs, std::ptrdiff_t axis) {
   if (xs.empty()) throw ValueError("concat: needs at least one input");
   const Shape& s0 = xs[0].shape();
   const std::size_t a = normalize_axis("concat", axis, s0.size());
-  std::vector<std::size_t> dims;
+  PoolVector<std::size_t> dims;
   Shape out = s0;
   out[a] = 0;
   for (std::size_t i = 0; i < xs.size(); ++i) {
@@ -216,7 +216,7 @@ Var<T> concat(const std::vector<Var<T>>& xs, std::ptrdiff_t axis) {
 
 // y = [x_0, x_1, ...] along a new axis
 template <class T>
-Var<T> stack(const std::vector<Var<T>>& xs, std::ptrdiff_t axis) {
+Var<T> stack(std::span<const Var<T>> xs, std::ptrdiff_t axis) {
   if (xs.empty()) throw ValueError("stack: needs at least one input");
   const Shape& s0 = xs[0].shape();
   const std::size_t a = normalize_axis("stack", axis, s0.size() + 1);
@@ -227,7 +227,7 @@ Var<T> stack(const std::vector<Var<T>>& xs, std::ptrdiff_t axis) {
   Shape out = inserted(s0, a, xs.size());
   std::size_t outer = 1, inner = 1;
   for (std::size_t d = 0; d < s0.size(); ++d) (d < a ? outer : inner) *= s0[d];
-  return join<T>("stack", xs, out, outer, inner, std::vector<std::size_t>(xs.size(), 1));
+  return join<T>("stack", xs, out, outer, inner, PoolVector<std::size_t>(xs.size(), 1));
 }
 
 // ---- indexing ---------------------------------------------------------------------------------
@@ -402,8 +402,8 @@ Var<T> pad(const Var<T>& x, const std::vector<std::pair<std::size_t, std::size_t
   template Var<T> select(const Var<T>&, std::ptrdiff_t, std::size_t);                             \
   template std::vector<Var<T>> split(const Var<T>&, const std::vector<std::size_t>&, std::ptrdiff_t); \
   template std::vector<Var<T>> chunk(const Var<T>&, std::size_t, std::ptrdiff_t);                 \
-  template Var<T> concat(const std::vector<Var<T>>&, std::ptrdiff_t);                             \
-  template Var<T> stack(const std::vector<Var<T>>&, std::ptrdiff_t);                              \
+  template Var<T> concat(std::span<const Var<T>>, std::ptrdiff_t);                                 \
+  template Var<T> stack(std::span<const Var<T>>, std::ptrdiff_t);                                  \
   template Var<T> index_select(const Var<T>&, std::ptrdiff_t, const IndexArray&);                 \
   template Var<T> embedding(const Var<T>&, const IndexArray&);                                    \
   template Var<T> embedding(const Var<T>&, const IndexArray&, std::int64_t);                      \

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <utility>
+#include <span>
 #include <vector>
 
 #include <xgrad/autograd/tape.hpp>
@@ -46,20 +47,28 @@ std::vector<Var<T>> chunk(const Var<T>& x, std::size_t n, std::ptrdiff_t axis);
 
 /// Joins along an existing axis; all other dims must match.   dx_i = the i-th block of g
 template <class T>
-Var<T> concat(const std::vector<Var<T>>& xs, std::ptrdiff_t axis);
+Var<T> concat(std::span<const Var<T>> xs, std::ptrdiff_t axis);
 
 /// Joins along a new axis; all shapes must be equal.
 template <class T>
-Var<T> stack(const std::vector<Var<T>>& xs, std::ptrdiff_t axis = 0);
+Var<T> stack(std::span<const Var<T>> xs, std::ptrdiff_t axis = 0);
 
-/// The same from a brace list, deducing T: `concat({a, b}, 1)`, `stack({a, b})`.
+/// The same from a vector (any allocator) or a brace list, deducing T: `concat({a, b}, 1)`.
+template <class T, class A>
+Var<T> concat(const std::vector<Var<T>, A>& xs, std::ptrdiff_t axis) {
+  return concat(std::span<const Var<T>>(xs), axis);
+}
+template <class T, class A>
+Var<T> stack(const std::vector<Var<T>, A>& xs, std::ptrdiff_t axis = 0) {
+  return stack(std::span<const Var<T>>(xs), axis);
+}
 template <class T>
 Var<T> concat(std::initializer_list<Var<T>> xs, std::ptrdiff_t axis) {
-  return concat(std::vector<Var<T>>(xs), axis);
+  return concat(std::span<const Var<T>>(xs.begin(), xs.size()), axis);
 }
 template <class T>
 Var<T> stack(std::initializer_list<Var<T>> xs, std::ptrdiff_t axis = 0) {
-  return stack(std::vector<Var<T>>(xs), axis);
+  return stack(std::span<const Var<T>>(xs.begin(), xs.size()), axis);
 }
 
 /// Picks entries of `axis` by index (repeats allowed).   dx = scatter-add of g (repeats add up)

@@ -7,6 +7,8 @@
 #include <type_traits>
 #include <utility>
 
+#include <xgrad/tensor/pool.hpp>
+
 namespace xg::detail {
 
 template <class Sig>
@@ -52,13 +54,21 @@ class SmallFn<R(A...)> {
       };
       heap_ = false;
     } else {
-      *reinterpret_cast<Fn**>(buf_) = new Fn(std::forward<F>(f));
+      void* box = pool_allocate(sizeof(Fn));  // large captures live in the pool
+      try {
+        *reinterpret_cast<Fn**>(buf_) = ::new (box) Fn(std::forward<F>(f));
+      } catch (...) {
+        pool_deallocate(box, sizeof(Fn));
+        throw;
+      }
       call_ = [](void* p, A... a) -> R {
         return (**static_cast<Fn**>(p))(std::forward<A>(a)...);
       };
       manage_ = [](Op op, void* self, void* other) {
         if (op == Op::Destroy) {
-          delete *static_cast<Fn**>(self);
+          Fn* fn = *static_cast<Fn**>(self);
+          fn->~Fn();
+          pool_deallocate(fn, sizeof(Fn));
         } else {
           *static_cast<Fn**>(self) = *static_cast<Fn**>(other);
         }

@@ -20,7 +20,7 @@ bool& anomaly_mode() {
 // ---- Var ------------------------------------------------------------------------------------
 
 template <class T>
-Var<T>::Var(Array<T> value, bool requires_grad) : node_(std::make_shared<detail::Node<T>>(std::move(value))) {
+Var<T>::Var(Array<T> value, bool requires_grad) : node_(detail::make_node<T>(std::move(value))) {
   node_->requires_grad = requires_grad;
 }
 
@@ -120,6 +120,11 @@ detail::Node<T>& Backward<T>::input(std::size_t i, const char* accessor) const {
 
 template <class T>
 const Array<T>& Backward<T>::in(std::size_t i) const {
+  return in_node(i).value();
+}
+
+template <class T>
+const detail::Node<T>& Backward<T>::in_node(std::size_t i) const {
   const detail::Node<T>& n = input(i, "in");
   if (!saves_.input(i))
     throw TapeError(fmt::format("{} (backward): in({}) reads input {} (the result of '{}', shape {}), "
@@ -127,7 +132,7 @@ const Array<T>& Backward<T>::in(std::size_t i) const {
                                 "freed); declare it, e.g. saves_inputs(0b{:b}), or capture what "
                                 "backward needs",
                                 op_, i, i, n.op, shape_str(n.shape()), saves_.inputs | (1u << i)));
-  return n.value();
+  return n;
 }
 
 template <class T>
@@ -270,35 +275,39 @@ void Tape<T>::clear() {
   ++epoch_;
 }
 
+namespace detail {
 template <class T>
-Var<T> Tape<T>::append(const char* op, Array<T>&& value, std::span<const Var<T>> inputs,
-                       BackwardFn&& fn, Saves saves) {
-  if (detail::anomaly_mode() && !all_finite(value))
+void check_anomaly(const char* op, const Array<T>& value, std::size_t record_no) {
+  if (!all_finite(value))
     throw AnomalyError(fmt::format("anomaly: '{}' (record #{}) produced a NaN or Inf in its output of "
                                    "shape {}",
-                                   op, size_, shape_str(value.shape())));
-  return append_node(op, std::make_shared<detail::Node<T>>(std::move(value)), inputs, std::move(fn),
-                     saves);
+                                   op, record_no, shape_str(value.shape())));
+}
+template void check_anomaly(const char*, const Array<float>&, std::size_t);
+template void check_anomaly(const char*, const Array<double>&, std::size_t);
+}  // namespace detail
+
+template <class T>
+bool Tape<T>::wants(const char* op, std::span<const Var<T>> inputs) const {
+  if (!detail::grad_mode()) return false;
+  bool needs = false;
+  for (const Var<T>& in : inputs) {
+    if (!in.defined()) throw TapeError(fmt::format("{}: an input is an undefined Var", op));
+    const auto& n = *in.node_ptr();
+    if (!n.requires_grad) continue;
+    needs = true;
+    if (!n.is_leaf && (n.tape != this || n.epoch != epoch_))
+      throw TapeError(fmt::format(
+          "{}: an input (the result of '{}', shape {}) was recorded on a tape that has since been "
+          "cleared or on another tape; call detach() on values carried across steps",
+          op, n.op, shape_str(n.shape())));
+  }
+  return needs;
 }
 
 template <class T>
-Var<T> Tape<T>::append_node(const char* op, detail::NodePtr<T> node, std::span<const Var<T>> inputs,
-                            BackwardFn&& fn, Saves saves) {
-  bool needs = false;
-  if (detail::grad_mode()) {
-    for (const Var<T>& in : inputs) {
-      if (!in.defined()) throw TapeError(fmt::format("{}: an input is an undefined Var", op));
-      const auto& n = *in.node_ptr();
-      if (!n.requires_grad) continue;
-      needs = true;
-      if (!n.is_leaf && (n.tape != this || n.epoch != epoch_))
-        throw TapeError(fmt::format(
-            "{}: an input (the result of '{}', shape {}) was recorded on a tape that has since been "
-            "cleared or on another tape; call detach() on values carried across steps",
-            op, n.op, shape_str(n.shape())));
-    }
-  }
-  if (!needs) return Var<T>::from_node(std::move(node));  // nothing to differentiate
+Var<T> Tape<T>::append(const char* op, detail::NodePtr<T> node, std::span<const Var<T>> inputs,
+                       BackwardFn&& fn, Saves saves) {
   node->requires_grad = true;
   node->is_leaf = false;
   node->op = op;
@@ -442,10 +451,12 @@ Var<T> window_op(const char* op, const Var<T>& x, Shape s, Window w) {
       (void)xn->value();  // x becomes dense (materialised) and serves as the base
     }
   }
-  auto node = std::make_shared<Node<T>>(std::move(base), std::move(s), in_base);
   const Var<T> inputs[] = {x};
-  return Tape<T>::current().append_node(op, std::move(node), inputs,
-                                        typename Tape<T>::BackwardFn(std::move(fn)), saves_none);
+  Tape<T>& tape = Tape<T>::current();
+  auto node = make_node<T>(std::move(base), std::move(s), in_base);
+  if (!tape.wants(op, inputs)) return Var<T>::from_node(std::move(node));
+  return tape.append(op, std::move(node), inputs, typename Tape<T>::BackwardFn(std::move(fn)),
+                     saves_none);
 }
 template Var<float> window_op(const char*, const Var<float>&, Shape, Window);
 template Var<double> window_op(const char*, const Var<double>&, Shape, Window);

@@ -210,6 +210,12 @@ void try_release(const std::shared_ptr<Node<T>>& n) {
 template <class T>
 using NodePtr = std::shared_ptr<Node<T>>;
 
+/// A new node, its control block and the node in one block from the pool.
+template <class T, class... A>
+NodePtr<T> make_node(A&&... a) {
+  return std::allocate_shared<Node<T>>(PoolAllocator<Node<T>>(), std::forward<A>(a)...);
+}
+
 template <class A, class B>
 bool same_shape(const A& a, const B& b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin());
@@ -347,6 +353,9 @@ class Backward {
   const Array<T>& out() const;
   /// The forward value of input i; the record's Saves must declare it (saves_inputs, saves_all).
   const Array<T>& in(std::size_t i) const;
+  /// Input i's node, for kernels that read a view in place (`in_node(i).runs()`); the Saves must
+  /// declare input i, as for in().
+  const detail::Node<T>& in_node(std::size_t i) const;
   /// The shape of input i, whatever the Saves declare.
   const Shape& in_shape(std::size_t i) const { return input(i, "in_shape").shape(); }
   std::size_t num_inputs() const { return inputs_->size(); }
@@ -427,12 +436,13 @@ class Tape {
   /// The op names of the live records, one per line, numbered (for debugging).
   std::string dump() const;
 
-  /// Appends a record; used by `record()` below. Returns the output Var.
-  Var<T> append(const char* op, Array<T>&& value, std::span<const Var<T>> inputs, BackwardFn&& fn,
-                Saves saves = saves_all);
-  /// Appends a record whose output node is already built (views).
-  Var<T> append_node(const char* op, detail::NodePtr<T> node, std::span<const Var<T>> inputs,
-                     BackwardFn&& fn, Saves saves = saves_all);
+  /// Whether an op over `inputs` is recorded: grad mode is on and some input requires grad.
+  /// Throws TapeError for an undefined input or one recorded on a cleared or other tape.
+  bool wants(const char* op, std::span<const Var<T>> inputs) const;
+  /// Appends a record for `node` (the op's output) over `inputs`; `wants()` was true. Returns the
+  /// output Var. `record()` below is the way to call it.
+  Var<T> append(const char* op, detail::NodePtr<T> node, std::span<const Var<T>> inputs,
+                BackwardFn&& fn, Saves saves = saves_all);
 
  private:
   struct Record {
@@ -486,12 +496,22 @@ Array<T> record_value(E&& e) {
 ///
 /// `value` may be any xtensor expression (`x.value() * T(2)`, a view, an array of another
 /// element type): it is evaluated once into an Array<T>. An Array<T> is moved in as is.
+namespace detail {
+/// The NaN/Inf check of anomaly mode on a new result.
+template <class T>
+void check_anomaly(const char* op, const Array<T>& value, std::size_t record_no);
+}  // namespace detail
+
 template <class T, class E, class F>
 Var<T> record(const char* op, E&& value, std::span<const Var<T>> inputs, F&& backward,
               Saves saves = saves_all) {
   static_assert(std::is_invocable_v<F&, Backward<T>&>, "backward must be callable with Backward<T>&");
-  return Tape<T>::current().append(op, detail::record_value<T>(std::forward<E>(value)), inputs,
-                                   typename Tape<T>::BackwardFn(std::forward<F>(backward)), saves);
+  Tape<T>& tape = Tape<T>::current();
+  detail::NodePtr<T> node = detail::make_node<T>(detail::record_value<T>(std::forward<E>(value)));
+  if (detail::anomaly_mode()) detail::check_anomaly(op, node->value(), tape.size());
+  if (!tape.wants(op, inputs)) return Var<T>::from_node(std::move(node));  // nothing else is built
+  return tape.append(op, std::move(node), inputs,
+                     typename Tape<T>::BackwardFn(std::forward<F>(backward)), saves);
 }
 template <class T, class E, class F>
 Var<T> record(const char* op, E&& value, std::initializer_list<Var<T>> inputs, F&& backward,

@@ -54,7 +54,7 @@ using GRUOptions = RNNOptions;
 
 /// A cell's state: one [batch, size] tensor per declared state (h; or h and c; or more).
 template <class T>
-using State = std::vector<Var<T>>;
+using State = PoolVector<Var<T>>;
 
 /// One declared state: its name ("h", "c") and its size (0: the hidden size).
 struct StateSpec {

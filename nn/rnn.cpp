@@ -21,25 +21,32 @@ Var<T> rnn_step(const Var<T>& xp, const Var<T>& h, const Var<T>& w_hh, Nonlinear
 template <class T>
 std::pair<Var<T>, Var<T>> lstm_step(const Var<T>& xp, const Var<T>& h, const Var<T>& c,
                                     const Var<T>& w_hh) {
+  const std::size_t H = c.shape(1);
   Var<T> gates = addmm(xp, h, w_hh, NoTrans, DoTrans);  // xp + h W_hh^T: [B, 4H], one matmul
-  std::vector<Var<T>> g = chunk(gates, 4, -1);
-  Var<T> input_gate = sigmoid(g[0]);
-  Var<T> forget_gate = sigmoid(g[1]);
-  Var<T> candidate = tanh(g[2]);
-  Var<T> output_gate = sigmoid(g[3]);
-  Var<T> c_next = forget_gate * c + input_gate * candidate;  // long-term memory
-  Var<T> h_next = output_gate * tanh(c_next);                // short-term memory
+  // PyTorch's gate order: input, forget, cell candidate, output (slices are views, not copies).
+  auto gate = [&](std::size_t k) { return slice(gates, 1, k * H, H); };
+  // Each line is one fused pass and one tape record; its derivative comes from the expression.
+  Var<T> c_next = fuse("lstm_cell_c", [](auto zi, auto zf, auto zg, auto c_prev) {
+    auto input_gate = sigmoid(zi), forget_gate = sigmoid(zf), candidate = tanh(zg);
+    return forget_gate * c_prev + input_gate * candidate;  // long-term memory
+  }, gate(0), gate(1), gate(2), c);
+  Var<T> h_next = fuse("lstm_cell_h", [](auto zo, auto c_new) {
+    auto output_gate = sigmoid(zo);
+    return output_gate * tanh(c_new);  // short-term memory
+  }, gate(3), c_next);
   return {h_next, c_next};
 }
 
 template <class T>
 Var<T> gru_step(const Var<T>& xp, const Var<T>& h, const Var<T>& w_hh, const Var<T>& b_hh) {
-  std::vector<Var<T>> x = chunk(xp, 3, -1);
-  std::vector<Var<T>> hh = chunk(linear(h, w_hh, b_hh), 3, -1);
-  Var<T> reset_gate = sigmoid(x[0] + hh[0]);
-  Var<T> update_gate = sigmoid(x[1] + hh[1]);
-  Var<T> candidate = tanh(x[2] + reset_gate * hh[2]);
-  return candidate + update_gate * (h - candidate);  // (1 - z) n + z h
+  const std::size_t H = h.shape(1);
+  Var<T> hh = linear(h, w_hh, b_hh);  // [B, 3H]; gate order reset, update, new (PyTorch's)
+  return fuse("gru_cell", [](auto xr, auto hr, auto xz, auto hz, auto xn, auto hn, auto h_prev) {
+    auto reset_gate = sigmoid(xr + hr), update_gate = sigmoid(xz + hz);
+    auto candidate = tanh(xn + reset_gate * hn);
+    return candidate + update_gate * (h_prev - candidate);  // (1 - z) n + z h
+  }, slice(xp, 1, 0, H), slice(hh, 1, 0, H), slice(xp, 1, H, H), slice(hh, 1, H, H),
+     slice(xp, 1, 2 * H, H), slice(hh, 1, 2 * H, H), h);
 }
 
 // ---- The built-in cells -----------------------------------------------------------------------
@@ -199,11 +206,11 @@ RNNOutput<T> Recurrent<T>::forward(const Var<T>& input, const State<T>& initial,
       ragged = ragged || lengths[b] != T_;
     }
   }
-  std::vector<xt::xarray<bool>> keep(ragged ? T_ : 0);  // keep[t](b, 0): step t is real for b
-  std::vector<Var<T>> keep_f(ragged ? T_ : 0);
-  std::vector<bool> all_real(T_, true);
+  PoolVector<Array<bool>> keep(ragged ? T_ : 0);  // keep[t](b, 0): step t is real for b
+  PoolVector<Var<T>> keep_f(ragged ? T_ : 0);
+  PoolVector<bool> all_real(T_, true);
   for (std::size_t t = 0; ragged && t < T_; ++t) {
-    keep[t] = xt::xarray<bool>::from_shape({B, 1});
+    keep[t] = Array<bool>::from_shape({B, 1});
     Array<T> m = empty<T>(Shape{B, 1});
     for (std::size_t b = 0; b < B; ++b) {
       keep[t](b, 0) = t < lengths[b];
@@ -213,10 +220,10 @@ RNNOutput<T> Recurrent<T>::forward(const Var<T>& input, const State<T>& initial,
     keep_f[t] = Var<T>(std::move(m));
   }
 
-  std::vector<State<T>> finals(S);  // finals[k][l * D + d]
+  PoolVector<State<T>> finals(S);  // finals[k][l * D + d]
   Var<T> layer_in = x;
   for (std::size_t l = 0; l < L; ++l) {
-    std::vector<Var<T>> dir_out;
+    PoolVector<Var<T>> dir_out;
     for (std::size_t d = 0; d < D; ++d) {
       const Cell<T>& cell = *cells_[l * D + d];
       const std::size_t idx = l * D + d;
@@ -229,7 +236,7 @@ RNNOutput<T> Recurrent<T>::forward(const Var<T>& input, const State<T>& initial,
       for (std::size_t k = 0; k < S; ++k)
         state[k] = cell.state_or_zeros(k < initial.size() && initial[k].defined() ? select(initial[k], 0, idx) : Var<T>(),
                                        k, B);
-      std::vector<Var<T>> outs(T_);
+      PoolVector<Var<T>> outs(T_);
       for (std::size_t s = 0; s < T_; ++s) {
         const std::size_t t = d == 0 ? s : T_ - 1 - s;
         State<T> next = cell.step(select(xp, 0, t), state);

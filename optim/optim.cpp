@@ -358,19 +358,43 @@ void Adagrad<T>::update(Array<T>& p, const Array<T>& grad, std::map<std::string,
 
 // ---- Clipping ---------------------------------------------------------------------------------
 
-template <class T>
-double clip_grad_norm(const std::vector<Var<T>>& params, double max_norm) {
+namespace {
+const auto& as_var(const auto& p) {
+  if constexpr (requires { p.second; }) {
+    return p.second;
+  } else {
+    return p;
+  }
+}
+// Over Vars or (name, Var) pairs, with no copy of the list (a training step allocates nothing).
+template <class T, class List>
+double clip_norm(const List& params, double max_norm) {
   if (!(max_norm > 0)) throw ValueError(fmt::format("clip_grad_norm: max_norm = {} must be > 0", max_norm));
   double sq = 0;
-  for (const auto& p : params)
+  for (const auto& item : params) {
+    const Var<T>& p = as_var(item);
     if (p.has_grad())
       for (const T* v = p.grad().data(); v != p.grad().data() + p.grad().size(); ++v) sq += static_cast<double>(*v) * *v;
+  }
   const double norm = std::sqrt(sq);
   const double coef = max_norm / (norm + 1e-6);
   if (coef < 1.0)
-    for (auto p : params)
+    for (const auto& item : params) {
+      Var<T> p = as_var(item);
       if (p.has_grad()) p.mutable_grad() *= static_cast<T>(coef);
+    }
   return norm;
+}
+}  // namespace
+
+template <class T>
+double clip_grad_norm(const std::vector<Var<T>>& params, double max_norm) {
+  return clip_norm<T>(params, max_norm);
+}
+
+template <class T>
+double clip_grad_norm(const NamedParams<T>& params, double max_norm) {
+  return clip_norm<T>(params, max_norm);
 }
 
 template <class T>
@@ -596,6 +620,7 @@ void ReduceLROnPlateau<T>::step(double metric) {
   template class SGD<T>;                                                       \
   template class Adam<T>;                                                      \
   template double clip_grad_norm(const std::vector<Var<T>>&, double);          \
+  template double clip_grad_norm(const NamedParams<T>&, double);               \
   template void clip_grad_value(const std::vector<Var<T>>&, double);           \
   template class StepLR<T>;                                                    \
   template class ExponentialLR<T>;                                             \

@@ -201,11 +201,7 @@ class Adagrad : public Optimizer<T> {
 template <class T>
 double clip_grad_norm(const std::vector<Var<T>>& params, double max_norm);
 template <class T>
-double clip_grad_norm(const NamedParams<T>& params, double max_norm) {
-  std::vector<Var<T>> v;
-  for (const auto& [n, p] : params) v.push_back(p);
-  return clip_grad_norm(v, max_norm);
-}
+double clip_grad_norm(const NamedParams<T>& params, double max_norm);
 
 /// Clamps every gradient element to [-clip, clip].
 template <class T>

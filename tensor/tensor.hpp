@@ -1,7 +1,8 @@
 // The value layer: the one header that includes xtensor.
 //
-// Values are contiguous row-major `xt::xarray<T>` for T = float (training) and double (gradient
-// checks). Everything in xgrad that holds numbers holds an `Array<T>`.
+// Values are contiguous row-major xtensor arrays (`xt::xarray` over xgrad's memory pool) for
+// T = float (training) and double (gradient checks). Everything in xgrad that holds numbers holds
+// an `Array<T>`.
 #pragma once
 
 #include <cstddef>
@@ -16,13 +17,17 @@
 #include <xtensor/xnoalias.hpp>
 #include <xtensor/xview.hpp>
 
+#include <xgrad/tensor/pool.hpp>
+
 namespace xg {
 
+/// An n-d array whose elements live in the pool (tensor/pool.hpp): after a training loop's first
+/// step, making and dropping arrays reuses freed blocks instead of calling malloc.
 template <class T>
-using Array = xt::xarray<T>;
+using Array = xt::xarray<T, xt::layout_type::row_major, PoolAllocator<T>>;
 
 /// Integer arrays (class indices, lengths, token ids).
-using IndexArray = xt::xarray<std::int64_t>;
+using IndexArray = Array<std::int64_t>;
 
 /// A shape: at most four dims live inline, so shapes cost no heap allocation.
 using Shape = typename Array<float>::shape_type;

@@ -1,0 +1,458 @@
+// Fused elementwise expressions: a chain of elementwise ops as one vectorised pass and one tape
+// record, whose derivative comes from the expression itself.
+//
+//     // c' = f c + i g, with the gate activations inside: one record instead of six
+//     Var<T> c_next = fuse("lstm_c", [](auto zf, auto c, auto zi, auto zg) {
+//       return sigmoid(zf) * c + sigmoid(zi) * tanh(zg);
+//     }, zf, c, zi, zg);
+//
+// The lambda is ordinary arithmetic. It is generic (`auto` parameters), and fuse calls it with
+// two kinds of numbers, both plain values (nothing can dangle: `auto t = a * b;` is a copy):
+//   - forward: `fx::Num`, a SIMD batch of values, so the whole chain runs in one pass over the
+//     elements with no intermediate arrays;
+//   - backward: `fx::Dual`, a batch of values with its partial derivatives with respect to each
+//     operand (forward-mode dual numbers). Each operand's gradient is the upstream gradient times
+//     its partial, and goes into the operand through Backward::add like any op's.
+// Each function below keeps its value and its derivative side by side, like the ops do. The
+// backward recomputes the chain from the operands (it saves no intermediate), as fused RNN
+// kernels do; the record keeps the operands alive, not the output.
+//
+// What the lambda may use: + - * / between operands and with numbers, unary -, and sigmoid,
+// tanh, exp, log, sqrt, relu, abs, square, pow(x, number). Anything else is a compile error.
+// Operands: Vars of one element type, each of the output's shape, of its trailing dims (a bias
+// [H] beside [B, H]), or of one element. Views (gate slices) are read in place.
+#pragma once
+
+#include <array>
+#include <cmath>
+#include <cstddef>
+#include <numeric>
+#include <type_traits>
+#include <utility>
+
+#include <fmt/format.h>
+#include <xsimd/xsimd.hpp>
+
+#include <xgrad/autograd/tape.hpp>
+
+namespace xg {
+
+namespace fx {
+
+/// The forward's number: a batch of values.
+template <class S>
+struct Num {
+  S v;
+};
+
+/// The backward's number: a batch of values and their partials with respect to the K operands.
+template <class S, std::size_t K>
+struct Dual {
+  S v;
+  std::array<S, K> d;
+};
+
+template <class X>
+struct is_fx : std::false_type {};
+template <class S>
+struct is_fx<Num<S>> : std::true_type {};
+template <class S, std::size_t K>
+struct is_fx<Dual<S, K>> : std::true_type {};
+template <class X>
+concept Number = is_fx<X>::value;
+template <class A>
+concept Scalar = std::is_arithmetic_v<A>;
+
+namespace detail {
+template <class S>
+struct element;
+template <class T, class A>
+struct element<xsimd::batch<T, A>> {
+  using type = T;
+};
+template <class X>
+struct batch_of;
+template <class S>
+struct batch_of<Num<S>> {
+  using type = S;
+};
+template <class S, std::size_t K>
+struct batch_of<Dual<S, K>> {
+  using type = S;
+};
+template <class X>
+using batch_t = typename batch_of<X>::type;
+
+template <class S, class A>
+S splat(A a) {
+  return S(static_cast<typename element<S>::type>(a));
+}
+
+// y = F(x) with dy/dx = D(x, y): one definition serves both number kinds.
+template <class F, class D, class S>
+Num<S> unary(const Num<S>& x, F f, D) {
+  return {f(x.v)};
+}
+template <class F, class D, class S, std::size_t K>
+Dual<S, K> unary(const Dual<S, K>& x, F f, D df) {
+  Dual<S, K> r;
+  r.v = f(x.v);
+  const S dy = df(x.v, r.v);
+  for (std::size_t k = 0; k < K; ++k) r.d[k] = x.d[k] * dy;
+  return r;
+}
+template <class X>
+X constant(const X& like, batch_t<X> c) {
+  X r = like;
+  r.v = c;
+  if constexpr (requires { r.d; })
+    for (auto& d : r.d) d = batch_t<X>(0);
+  return r;
+}
+}  // namespace detail
+
+// ---- Arithmetic: value and partials side by side ---------------------------------------------
+
+// a + b      da = 1, db = 1
+template <Number X>
+X operator+(const X& a, const X& b) {
+  X r = a;
+  r.v = a.v + b.v;
+  if constexpr (requires { r.d; })
+    for (std::size_t k = 0; k < r.d.size(); ++k) r.d[k] = a.d[k] + b.d[k];
+  return r;
+}
+// a - b      da = 1, db = -1
+template <Number X>
+X operator-(const X& a, const X& b) {
+  X r = a;
+  r.v = a.v - b.v;
+  if constexpr (requires { r.d; })
+    for (std::size_t k = 0; k < r.d.size(); ++k) r.d[k] = a.d[k] - b.d[k];
+  return r;
+}
+// a b        da = b, db = a
+template <Number X>
+X operator*(const X& a, const X& b) {
+  X r = a;
+  r.v = a.v * b.v;
+  if constexpr (requires { r.d; })
+    for (std::size_t k = 0; k < r.d.size(); ++k) r.d[k] = a.d[k] * b.v + b.d[k] * a.v;
+  return r;
+}
+// a / b      da = 1 / b, db = -y / b
+template <Number X>
+X operator/(const X& a, const X& b) {
+  X r = a;
+  r.v = a.v / b.v;
+  if constexpr (requires { r.d; }) {
+    const auto inv = detail::batch_t<X>(1) / b.v;
+    for (std::size_t k = 0; k < r.d.size(); ++k) r.d[k] = (a.d[k] - b.d[k] * r.v) * inv;
+  }
+  return r;
+}
+// -a         da = -1
+template <Number X>
+X operator-(const X& a) {
+  X r = a;
+  r.v = -a.v;
+  if constexpr (requires { r.d; })
+    for (auto& d : r.d) d = -d;
+  return r;
+}
+// With a number: the number is a constant (zero partials).
+template <Number X, Scalar A>
+X operator+(const X& a, A s) {
+  X r = a;
+  r.v = a.v + detail::splat<detail::batch_t<X>>(s);
+  return r;
+}
+template <Number X, Scalar A>
+X operator+(A s, const X& a) {
+  return a + s;
+}
+template <Number X, Scalar A>
+X operator-(const X& a, A s) {
+  X r = a;
+  r.v = a.v - detail::splat<detail::batch_t<X>>(s);
+  return r;
+}
+template <Number X, Scalar A>
+X operator-(A s, const X& a) {
+  X r = -a;
+  r.v = r.v + detail::splat<detail::batch_t<X>>(s);
+  return r;
+}
+template <Number X, Scalar A>
+X operator*(const X& a, A s) {
+  const auto c = detail::splat<detail::batch_t<X>>(s);
+  X r = a;
+  r.v = a.v * c;
+  if constexpr (requires { r.d; })
+    for (auto& d : r.d) d = d * c;
+  return r;
+}
+template <Number X, Scalar A>
+X operator*(A s, const X& a) {
+  return a * s;
+}
+template <Number X, Scalar A>
+X operator/(const X& a, A s) {
+  return a * (1.0 / static_cast<double>(s));
+}
+template <Number X, Scalar A>
+X operator/(A s, const X& a) {
+  return detail::constant(a, detail::splat<detail::batch_t<X>>(s)) / a;
+}
+
+// ---- Functions: value and derivative side by side --------------------------------------------
+
+// y = 1 / (1 + e^-x)      dy = y (1 - y)
+template <Number X>
+X sigmoid(const X& x) {
+  using S = detail::batch_t<X>;
+  return detail::unary(
+      x, [](const S& v) { return S(1) / (S(1) + xsimd::exp(-v)); },
+      [](const S&, const S& y) { return y * (S(1) - y); });
+}
+// y = tanh x              dy = 1 - y^2
+template <Number X>
+X tanh(const X& x) {
+  using S = detail::batch_t<X>;
+  return detail::unary(
+      x, [](const S& v) { return xsimd::tanh(v); }, [](const S&, const S& y) { return S(1) - y * y; });
+}
+// y = e^x                 dy = y
+template <Number X>
+X exp(const X& x) {
+  using S = detail::batch_t<X>;
+  return detail::unary(
+      x, [](const S& v) { return xsimd::exp(v); }, [](const S&, const S& y) { return y; });
+}
+// y = ln x                dy = 1 / x
+template <Number X>
+X log(const X& x) {
+  using S = detail::batch_t<X>;
+  return detail::unary(
+      x, [](const S& v) { return xsimd::log(v); }, [](const S& v, const S&) { return S(1) / v; });
+}
+// y = sqrt x              dy = 1 / (2 y)
+template <Number X>
+X sqrt(const X& x) {
+  using S = detail::batch_t<X>;
+  return detail::unary(
+      x, [](const S& v) { return xsimd::sqrt(v); }, [](const S&, const S& y) { return S(0.5) / y; });
+}
+// y = max(x, 0)           dy = [x > 0]
+template <Number X>
+X relu(const X& x) {
+  using S = detail::batch_t<X>;
+  return detail::unary(
+      x, [](const S& v) { return xsimd::max(v, S(0)); },
+      [](const S& v, const S&) { return xsimd::select(v > S(0), S(1), S(0)); });
+}
+// y = |x|                 dy = sign x (0 at 0)
+template <Number X>
+X abs(const X& x) {
+  using S = detail::batch_t<X>;
+  return detail::unary(
+      x, [](const S& v) { return xsimd::abs(v); },
+      [](const S& v, const S&) {
+        return xsimd::select(v > S(0), S(1), xsimd::select(v < S(0), S(-1), S(0)));
+      });
+}
+// y = x^2                 dy = 2 x
+template <Number X>
+X square(const X& x) {
+  using S = detail::batch_t<X>;
+  return detail::unary(
+      x, [](const S& v) { return v * v; }, [](const S& v, const S&) { return S(2) * v; });
+}
+// y = x^p                 dy = p x^(p-1)
+template <Number X, Scalar A>
+X pow(const X& x, A p) {
+  using S = detail::batch_t<X>;
+  const S e = detail::splat<S>(p), em1 = detail::splat<S>(static_cast<double>(p) - 1.0);
+  return detail::unary(
+      x, [e](const S& v) { return xsimd::pow(v, e); },
+      [e, em1](const S& v, const S&) { return e * xsimd::pow(v, em1); });
+}
+
+}  // namespace fx
+
+namespace detail {
+
+/// How a fused operand lines up with the output: the output's elements are walked as `rows`
+/// runs of `cols`; this gives where run r of the operand starts.
+template <class T>
+struct FusedOperand {
+  enum Kind { Full, Repeat, One } kind = Full;
+  Runs<T> runs{nullptr, 0, 0, 0};  // Full: its runs (in place for a view); Repeat: one run
+  const T* at(std::size_t e) const {  // the operand's element for output element e (run start)
+    if (kind == Repeat) return runs.data + e % runs.cols;
+    if (runs.rows == 1) return runs.data + e;
+    return runs.data + (e / runs.cols) * runs.ld + e % runs.cols;
+  }
+};
+
+template <class T, std::size_t K>
+struct FusedLayout {
+  Shape shape;
+  std::size_t size = 0, cols = 0;
+  std::array<FusedOperand<T>, K> ops;
+};
+
+/// Checks the operands' shapes against the output's (the largest operand's) and finds a run
+/// length every operand's layout divides.
+template <class T, std::size_t K>
+FusedLayout<T, K> fused_layout(const char* op, const std::array<const Node<T>*, K>& nodes) {
+  FusedLayout<T, K> l;
+  std::size_t big = 0;
+  for (std::size_t k = 1; k < K; ++k)
+    if (nodes[k]->size() > nodes[big]->size()) big = k;
+  l.shape = nodes[big]->shape();
+  l.size = nodes[big]->size();
+  std::size_t cols = l.size;
+  for (std::size_t k = 0; k < K; ++k) {
+    const Node<T>& n = *nodes[k];
+    FusedOperand<T>& o = l.ops[k];
+    const Shape& s = n.shape();
+    if (n.size() == l.size && xg::detail::same_shape(s, l.shape)) {
+      o.kind = FusedOperand<T>::Full;
+      o.runs = n.runs();
+      if (o.runs.rows == 1) o.runs.cols = l.size;
+      cols = std::gcd(cols, o.runs.cols);
+      continue;
+    }
+    // Trailing dims of the output (leading 1s allowed), or one element.
+    std::size_t lead = 0;
+    while (lead < s.size() && s[lead] == 1) ++lead;
+    const std::size_t rank = s.size() - lead;
+    bool suffix = rank <= l.shape.size();
+    for (std::size_t i = 0; suffix && i < rank; ++i)
+      suffix = s[lead + i] == l.shape[l.shape.size() - rank + i];
+    if (!suffix || s.size() > l.shape.size())
+      throw ShapeError(fmt::format("{} (fused): operand {} has shape {}, which is neither the "
+                                   "output's shape {}, its trailing dims, nor one element",
+                                   op, k, shape_str(s), shape_str(l.shape)));
+    const Array<T>& v = n.value();
+    if (n.size() == 1) {
+      o.kind = FusedOperand<T>::One;
+      o.runs = Runs<T>{v.data(), 1, 1, 1};
+    } else {
+      o.kind = FusedOperand<T>::Repeat;
+      o.runs = Runs<T>{v.data(), 1, v.size(), v.size()};
+      cols = std::gcd(cols, v.size());
+    }
+  }
+  l.cols = l.size == 0 ? 0 : cols;
+  return l;
+}
+
+/// Calls `body(base, c, n)` for every stretch of at most one batch: output elements base + c ..
+/// base + c + n - 1 of run base / cols.
+template <class S, class Body>
+void for_each_batch(std::size_t size, std::size_t cols, Body&& body) {
+  constexpr std::size_t W = S::size;
+  for (std::size_t base = 0; base < size; base += cols)
+    for (std::size_t c = 0; c < cols; c += W) body(base, c, std::min(W, cols - c));
+}
+
+/// The operand's batch at output element e (n of them valid; the rest are padding).
+template <class S, class T>
+S load(const FusedOperand<T>& o, std::size_t base, std::size_t c, std::size_t n) {
+  if (o.kind == FusedOperand<T>::One) return S(o.runs.data[0]);
+  const T* p = o.at(base) + c;
+  if (n == S::size) return S::load_unaligned(p);
+  alignas(64) T buf[S::size] = {};
+  for (std::size_t j = 0; j < n; ++j) buf[j] = p[j];
+  for (std::size_t j = n; j < S::size; ++j) buf[j] = T(0.5);  // a value every function accepts
+  return S::load_aligned(buf);
+}
+
+template <class S, class T>
+void store(const S& v, T* p, std::size_t n) {
+  if (n == S::size) {
+    v.store_unaligned(p);
+    return;
+  }
+  alignas(64) T buf[S::size];
+  v.store_aligned(buf);
+  for (std::size_t j = 0; j < n; ++j) p[j] = buf[j];
+}
+
+/// The partials of operand i with respect to the K operands: 1 at i, 0 elsewhere.
+template <class S, std::size_t K>
+std::array<S, K> unit(std::size_t i) {
+  std::array<S, K> u;
+  for (std::size_t k = 0; k < K; ++k) u[k] = S(k == i ? 1 : 0);
+  return u;
+}
+
+template <class, class X>
+using as = X;
+
+template <class T, std::size_t K, class F>
+void fused_backward(Backward<T>& b, F& f) {
+  using S = xsimd::batch<T>;
+  std::array<const Node<T>*, K> nodes;
+  for (std::size_t k = 0; k < K; ++k) nodes[k] = &b.in_node(k);
+  const FusedLayout<T, K> l = fused_layout<T, K>(b.op(), nodes);
+  const Array<T>& g = b.grad();
+  std::array<Array<T>, K> d;  // d[k] = g * dy/d(operand k), in the output's shape
+  std::array<T*, K> dp{};
+  for (std::size_t k = 0; k < K; ++k) {
+    if (!b.needs(k)) continue;
+    d[k] = empty<T>(l.shape);
+    dp[k] = d[k].data();
+  }
+  for_each_batch<S>(l.size, l.cols, [&](std::size_t base, std::size_t c, std::size_t n) {
+    const std::size_t e = base + c;
+    const S gb = n == S::size ? S::load_unaligned(g.data() + e) : [&] {
+      alignas(64) T buf[S::size] = {};
+      for (std::size_t j = 0; j < n; ++j) buf[j] = g.data()[e + j];
+      return S::load_aligned(buf);
+    }();
+    const fx::Dual<S, K> y = [&]<std::size_t... I>(std::index_sequence<I...>) {
+      return f(fx::Dual<S, K>{load<S>(l.ops[I], base, c, n), unit<S, K>(I)}...);
+    }(std::make_index_sequence<K>{});
+    for (std::size_t k = 0; k < K; ++k)
+      if (dp[k]) store(gb * y.d[k], dp[k] + e, n);
+  });
+  for (std::size_t k = 0; k < K; ++k)
+    if (dp[k]) b.add(k, std::move(d[k]));
+}
+
+}  // namespace detail
+
+/// Evaluates the elementwise expression `f` over `operands` in one pass and records it as one op
+/// named `op` (see the top of this file). Returns a Var of the largest operand's shape.
+template <class F, class T, class... V>
+Var<T> fuse(const char* op, F f, const Var<T>& first, const V&... rest) {
+  constexpr std::size_t K = 1 + sizeof...(V);
+  static_assert((std::is_same_v<V, Var<T>> && ...), "fuse: every operand is a Var of one element type");
+  using S = xsimd::batch<T>;
+  static_assert(std::is_same_v<std::invoke_result_t<F&, fx::Num<S>, detail::as<V, fx::Num<S>>...>,
+                               fx::Num<S>>,
+                "fuse: the lambda must take one auto parameter per operand and return an expression of them");
+  const std::array<Var<T>, K> vars{first, rest...};
+  std::array<const detail::Node<T>*, K> nodes;
+  for (std::size_t k = 0; k < K; ++k) {
+    if (!vars[k].defined()) throw TapeError(fmt::format("{}: operand {} is an undefined Var", op, k));
+    nodes[k] = vars[k].node_ptr().get();
+  }
+  const detail::FusedLayout<T, K> l = detail::fused_layout<T, K>(op, nodes);
+  Array<T> out = empty<T>(l.shape);
+  T* o = out.data();
+  detail::for_each_batch<S>(l.size, l.cols, [&](std::size_t base, std::size_t c, std::size_t n) {
+    const fx::Num<S> y = [&]<std::size_t... I>(std::index_sequence<I...>) {
+      return f(fx::Num<S>{detail::load<S>(l.ops[I], base, c, n)}...);
+    }(std::make_index_sequence<K>{});
+    detail::store(y.v, o + base + c, n);
+  });
+  return record<T>(op, std::move(out), std::span<const Var<T>>(vars),
+                   [f](Backward<T>& b) mutable { detail::fused_backward<T, K>(b, f); },
+                   saves_inputs(K >= 32 ? 0xffffffffu : (1u << K) - 1u));
+}
+
+}  // namespace xg
