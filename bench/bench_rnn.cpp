@@ -840,8 +840,8 @@ int main(int argc, char** argv) {
                    fmt_ratio(rw), check(rw, target), std::isnan(target) ? std::string("-") : "≤ " + fmt_ratio(target),
                    fmt_ratio(vs_lstm));
       }
-      fmt::print("\nTargets (1 thread, issue 12): user_lstm within 5% of nn::LSTM at M; peephole at most 0.7x "
-                 "LibTorch at M. GRU and RNN have no targets yet.\n\n");
+      fmt::print("\nTargets (1 thread): lstm as in the training-step table (issue 14); user_lstm within 5% of "
+                 "nn::LSTM at M and peephole at most 0.7x LibTorch at M (issue 12). GRU and RNN have no targets.\n\n");
     };
 
     // One table per pass: wall time (median [min]) and process CPU time (median), their ratios,
