@@ -2,7 +2,7 @@
 // the time of its gradient with xgrad divided by the time of the plain C++ objective, on the same
 // machine in one run, beside the ratios published for other tools.
 //
-//   gradbench_lstm [--configs 2x1024,4x1024,2x4096] [--reps N] [--seed S]
+//   gradbench_lstm [--configs 2x1024,4x1024,2x4096] [--reps N] [--seed S] [--csv FILE]
 //
 // The objective, written here from the published definition (b = 14 wide vectors, l layers, a
 // sequence of c characters, every input uniform in [0, 1), float64 like the benchmark):
@@ -20,6 +20,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <fstream>
 #include <random>
 #include <string>
 #include <vector>
@@ -165,6 +166,7 @@ int main(int argc, char** argv) {
   std::vector<std::pair<std::size_t, std::size_t>> configs = {{2, 1024}, {4, 1024}, {2, 4096}};
   int reps = 5;
   std::uint64_t seed = 1;
+  std::string csv_path;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -176,6 +178,7 @@ int main(int argc, char** argv) {
     };
     if (a == "--reps") reps = std::max(1, std::atoi(next().c_str()));
     else if (a == "--seed") seed = std::strtoull(next().c_str(), nullptr, 10);
+    else if (a == "--csv") csv_path = next();
     else if (a == "--configs") {
       configs.clear();
       std::string s = next();
@@ -191,9 +194,14 @@ int main(int argc, char** argv) {
         pos = end + 1;
       }
     } else if (a == "--help" || a == "-h") {
-      fmt::print("usage: gradbench_lstm [--configs 2x1024,4x1024,2x4096] [--reps N] [--seed S]\n"
+      fmt::print("usage: gradbench_lstm [--configs 2x1024,4x1024,2x4096] [--reps N] [--seed S] [--csv FILE]\n"
                  "The ADBench/GradBench LSTM objective (b = 14): gradient time with xgrad divided by\n"
-                 "the plain C++ objective's time, medians of N repetitions, one thread.\n");
+                 "the plain C++ objective's time, medians of N repetitions (default 5), one thread.\n"
+                 "First checks xgrad's gradient against central differences of the plain objective\n"
+                 "(l = 2, c = 12) and exits 1 if they disagree.\n"
+                 "  --configs  LxC items: l layers, c characters (default 2x1024,4x1024,2x4096)\n"
+                 "  --csv FILE one row per config: l,c,reps,objective_ms,gradient_ms,ratio,loss_plain,\n"
+                 "             loss_xgrad,tape_records,gradcheck_max_abs_err\n");
       return 0;
     } else {
       fmt::print(stderr, "error: unknown flag {} (see --help)\n", a);
@@ -201,6 +209,16 @@ int main(int argc, char** argv) {
     }
   }
   xg::set_blas_threads(1);
+  std::ofstream csv;
+  if (!csv_path.empty()) {
+    csv.open(csv_path);
+    if (!csv) {
+      fmt::print(stderr, "error: cannot write {}\n", csv_path);
+      return 2;
+    }
+    csv << "l,c,reps,objective_ms,gradient_ms,ratio,loss_plain,loss_xgrad,tape_records,gradcheck_max_abs_err\n";
+  }
+  double gradcheck_err = 0;
   {  // the gradient itself, against central differences of the plain objective (l = 2, c = 12)
     Inputs in = make_inputs(2, 12, seed + 1);
     Params p = make_params(in);
@@ -227,6 +245,7 @@ int main(int argc, char** argv) {
       check(in.extra, 2 * kB + j, p.b_out, j);
     }
     fmt::print("gradient check (l = 2, c = 12, every parameter): max |xgrad - central difference| = {:.1e}\n\n", worst);
+    gradcheck_err = worst;
     if (!(worst < 1e-7)) {
       fmt::print(stderr, "error: xgrad's gradient disagrees with the plain objective's central differences\n");
       return 1;
@@ -255,8 +274,11 @@ int main(int argc, char** argv) {
       if (r > 0) obj_ms.push_back(o), grad_ms.push_back(g);
     }
     const double ratio = median(grad_ms) / median(obj_ms);
-    fmt::print("| {} | {} | {:.3f} | {:.2f} | {:.0f}x | {:.12f} | {:.12f} | {} |\n", l, c, median(obj_ms),
+    fmt::print("| {} | {} | {:.3f} | {:.2f} | {:.1f}x | {:.12f} | {:.12f} | {} |\n", l, c, median(obj_ms),
                median(grad_ms), ratio, plain, mine, records);
+    if (csv)
+      csv << fmt::format("{},{},{},{:.6g},{:.6g},{:.6g},{:.12g},{:.12g},{},{:.3g}\n", l, c, reps, median(obj_ms),
+                         median(grad_ms), ratio, plain, mine, records, gradcheck_err);
     if (std::abs(plain - mine) > 1e-9 * std::abs(plain)) {
       fmt::print(stderr, "error: the two objectives disagree ({} vs {})\n", plain, mine);
       return 1;
