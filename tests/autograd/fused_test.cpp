@@ -7,7 +7,7 @@ using xg::test::expect_gradcheck;
 using xg::test::mentions;
 using xg::test::rnd;
 
-BOOST_AUTO_TEST_SUITE(fuse_tests)
+BOOST_AUTO_TEST_SUITE(fused)
 
 BOOST_AUTO_TEST_CASE(hand_worked_value_and_gradient) {
   // y = a b + 2 - c / a at a = (1, 2), b = (3, 4), c = (4, 8): (3 + 2 - 4, 8 + 2 - 4) = (1, 6)
