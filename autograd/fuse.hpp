@@ -392,35 +392,110 @@ std::array<S, K> unit(std::size_t i) {
 template <class, class X>
 using as = X;
 
+/// Where operand k's gradient goes during the backward pass: the buffer add() hands an in_place
+/// kernel (the input's own gradient, or a temporary that add() then routes to a view's base).
+template <class T>
+struct GradSink {
+  T* data = nullptr;
+  bool accumulate = false;
+};
+
+/// n contiguous elements at p as a batch (the lanes past n are zero).
+template <class S, class T>
+S load_n(const T* p, std::size_t n) {
+  if (n == S::size) return S::load_unaligned(p);
+  alignas(64) T buf[S::size] = {};
+  for (std::size_t j = 0; j < n; ++j) buf[j] = p[j];
+  return S::load_aligned(buf);
+}
+
+/// The backward pass: recompute the expression with dual numbers and add g * dy/d(operand k)
+/// into each operand's sink. `dense`: every sink is an output-shaped array (no broadcasting).
+template <class T, std::size_t K, class F>
+void fused_pass(F& f, const FusedLayout<T, K>& l, const Array<T>& g, const std::array<GradSink<T>, K>& sinks,
+                bool dense) {
+  using S = xsimd::batch<T>;
+  for_each_batch<S>(l.size, l.cols, [&](std::size_t base, std::size_t c, std::size_t n) {
+    const std::size_t e = base + c;
+    const S gb = load_n<S>(g.data() + e, n);
+    const fx::Dual<S, K> y = [&]<std::size_t... I>(std::index_sequence<I...>) {
+      return f(fx::Dual<S, K>{load<S>(l.ops[I], base, c, n), unit<S, K>(I)}...);
+    }(std::make_index_sequence<K>{});
+    for (std::size_t k = 0; k < K; ++k) {
+      const GradSink<T>& sink = sinks[k];
+      if (!sink.data) continue;
+      const S v = gb * y.d[k];
+      switch (dense ? FusedOperand<T>::Full : l.ops[k].kind) {
+        case FusedOperand<T>::Full: {
+          T* p = sink.data + e;
+          store(sink.accumulate ? load_n<S>(p, n) + v : v, p, n);
+          break;
+        }
+        case FusedOperand<T>::Repeat: {  // the operand repeats every runs.cols output elements
+          T* p = sink.data + e % l.ops[k].runs.cols;
+          store(load_n<S>(p, n) + v, p, n);
+          break;
+        }
+        case FusedOperand<T>::One: {
+          alignas(64) T buf[S::size];
+          v.store_aligned(buf);
+          T total = 0;
+          for (std::size_t j = 0; j < n; ++j) total += buf[j];
+          sink.data[0] += total;
+          break;
+        }
+      }
+    }
+  });
+}
+
+/// Asks add() for every needed operand's buffer in turn, then runs the pass into all of them.
+template <class T, std::size_t K, std::size_t k, class Run>
+void with_sinks(Backward<T>& b, const FusedLayout<T, K>& l, std::array<GradSink<T>, K>& sinks, Run& run) {
+  if constexpr (k == K) {
+    run();
+  } else if (!b.needs(k)) {
+    with_sinks<T, K, k + 1>(b, l, sinks, run);
+  } else {
+    b.add(k, in_place([&](Array<T>& dst, bool accumulate) {
+      if (!accumulate && l.ops[k].kind != FusedOperand<T>::Full) {
+        dst.fill(T(0));  // a broadcast operand's gradient sums over the output's rows
+        accumulate = true;
+      }
+      sinks[k] = {dst.data(), accumulate};
+      with_sinks<T, K, k + 1>(b, l, sinks, run);
+    }));
+  }
+}
+
 template <class T, std::size_t K, class F>
 void fused_backward(Backward<T>& b, F& f) {
-  using S = xsimd::batch<T>;
   std::array<const Node<T>*, K> nodes;
   for (std::size_t k = 0; k < K; ++k) nodes[k] = &b.in_node(k);
   const FusedLayout<T, K> l = fused_layout<T, K>(b.op(), nodes);
   const Array<T>& g = b.grad();
-  std::array<Array<T>, K> d;  // d[k] = g * dy/d(operand k), in the output's shape
-  std::array<T*, K> dp{};
+  std::array<GradSink<T>, K> sinks{};
+  // Straight into the gradient buffers, unless a node is two operands at once (or one operand
+  // is the base of another's view): its buffer could change while the pass writes into it.
+  bool shared = false;
+  for (std::size_t i = 0; i < K; ++i)
+    for (std::size_t j = 0; j < K; ++j)
+      shared = shared || (i != j && (nodes[i] == nodes[j] ||
+                                     (nodes[j]->is_view() && nodes[j]->base().get() == nodes[i])));
+  if (!shared) {
+    auto run = [&] { fused_pass<T, K>(f, l, g, sinks, false); };
+    with_sinks<T, K, 0>(b, l, sinks, run);
+    return;
+  }
+  std::array<Array<T>, K> d;  // d[k] = g * dy/d(operand k) in the output's shape; add() reduces
   for (std::size_t k = 0; k < K; ++k) {
     if (!b.needs(k)) continue;
     d[k] = empty<T>(l.shape);
-    dp[k] = d[k].data();
+    sinks[k] = {d[k].data(), false};
   }
-  for_each_batch<S>(l.size, l.cols, [&](std::size_t base, std::size_t c, std::size_t n) {
-    const std::size_t e = base + c;
-    const S gb = n == S::size ? S::load_unaligned(g.data() + e) : [&] {
-      alignas(64) T buf[S::size] = {};
-      for (std::size_t j = 0; j < n; ++j) buf[j] = g.data()[e + j];
-      return S::load_aligned(buf);
-    }();
-    const fx::Dual<S, K> y = [&]<std::size_t... I>(std::index_sequence<I...>) {
-      return f(fx::Dual<S, K>{load<S>(l.ops[I], base, c, n), unit<S, K>(I)}...);
-    }(std::make_index_sequence<K>{});
-    for (std::size_t k = 0; k < K; ++k)
-      if (dp[k]) store(gb * y.d[k], dp[k] + e, n);
-  });
+  fused_pass<T, K>(f, l, g, sinks, true);
   for (std::size_t k = 0; k < K; ++k)
-    if (dp[k]) b.add(k, std::move(d[k]));
+    if (sinks[k].data) b.add(k, std::move(d[k]));
 }
 
 }  // namespace detail

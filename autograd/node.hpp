@@ -22,6 +22,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <utility>
 
 #include <xgrad/tensor/tensor.hpp>
@@ -192,7 +193,7 @@ class Node {
   Shape view_shape_;
   Window window_;
   mutable Array<T> value_;
-  Array<T> grad_ = no_array<T>();  // valid only when has_grad_
+  std::optional<Array<T>> grad_;  // set exactly when has_grad_ (none costs nothing to build)
   const char* op_ = "leaf";
   const void* tape_ = nullptr;  // where it was recorded (non-leaves)
   std::uint64_t epoch_ = 0;     // the tape's epoch then

@@ -89,7 +89,7 @@ const Array<T>& Var<T>::grad() const {
                                 "it require grad?",
                                 defined() ? shape_str(shape()) : std::string("undefined Var"),
                                 defined() ? op() : "-"));
-  return node_->grad_;
+  return *node_->grad_;
 }
 
 template <class T>
@@ -116,7 +116,7 @@ template <class T>
 void Var<T>::zero_grad() {
   if (node_) {
     node_->has_grad_ = false;
-    node_->grad_ = detail::no_array<T>();
+    node_->grad_.reset();
   }
 }
 
@@ -144,13 +144,11 @@ void Var<T>::backward(const Array<T>& seed, bool retain_graph) const {
 // ---- Backward -------------------------------------------------------------------------------
 
 template <class T>
-detail::Node<T>& Backward<T>::input(std::size_t i, const char* accessor) const {
+void Backward<T>::bad_input(std::size_t i, const char* accessor) const {
   const std::size_t n = inputs_->size();
-  if (i >= n)
-    throw TapeError(fmt::format("{} (backward): {}({}) names input {}, but '{}' was recorded with {} "
-                                "input{}",
-                                op_, accessor, i, i, op_, n, n == 1 ? "" : "s"));
-  return *(*inputs_)[i];
+  throw TapeError(fmt::format("{} (backward): {}({}) names input {}, but '{}' was recorded with {} "
+                              "input{}",
+                              op_, accessor, i, i, op_, n, n == 1 ? "" : "s"));
 }
 
 template <class T>
@@ -207,13 +205,13 @@ void Backward<T>::deliver(std::size_t i, detail::Node<T>& n, Array<T>&& g) {
       base.grad_ = std::move(g);
     } else {
       if (!base.has_grad_) base.grad_ = zeros<T>(base.shape());
-      detail::add_window(base.grad_.data(), w, g.data());
+      detail::add_window(base.grad_->data(), w, g.data());
     }
     base.has_grad_ = true;
     return;
   }
   if (n.has_grad_) {
-    xt::noalias(n.grad_) += g;
+    xt::noalias(*n.grad_) += g;
   } else {
     n.grad_ = std::move(g);
     n.has_grad_ = true;
@@ -349,7 +347,7 @@ void Tape<T>::backward(const Var<T>& loss, const Array<T>* seed, bool retain_gra
   }
   if (ln.is_leaf_) {
     if (ln.has_grad_) {
-      xt::noalias(ln.grad_) += g;
+      xt::noalias(*ln.grad_) += g;
     } else {
       ln.grad_ = std::move(g);
       ln.has_grad_ = true;
@@ -377,7 +375,7 @@ void Tape<T>::backward(const Var<T>& loss, const Array<T>* seed, bool retain_gra
     Record& r = records_[k];
     detail::Node<T>& out = *r.out;
     if (out.has_grad_) {
-      b.grad_ = &out.grad_;
+      b.grad_ = &*out.grad_;
       b.may_take_ = !out.retain_grad_;
       b.out_ = &out;
       b.inputs_ = &r.inputs;
@@ -387,14 +385,14 @@ void Tape<T>::backward(const Var<T>& loss, const Array<T>* seed, bool retain_gra
       if (anomaly) {
         for (std::size_t i = 0; i < r.inputs.size(); ++i) {
           const auto& in = *r.inputs[i];
-          if (in.has_grad_ && !all_finite(in.grad_))
+          if (in.has_grad_ && !all_finite(*in.grad_))
             throw AnomalyError(fmt::format("anomaly: backward of '{}' (record #{}) produced a NaN or "
                                            "Inf in the gradient of its input {} (shape {})",
                                            r.op, k, i, shape_str(in.shape())));
         }
       }
       if (!out.retain_grad_) {  // consumed: free it now
-        out.grad_ = detail::no_array<T>();
+        out.grad_.reset();
         out.has_grad_ = false;
       }
     }

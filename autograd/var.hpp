@@ -231,7 +231,12 @@ class Backward {
   friend class Tape<T>;
   /// Input i's node; every accessor taking an input index goes through here, so a bad index is a
   /// TapeError naming the op, the index and the number of inputs (in every build type).
-  detail::Node<T>& input(std::size_t i, const char* accessor) const;
+  detail::Node<T>& input(std::size_t i, const char* accessor) const {
+    if (i >= inputs_->size()) [[unlikely]]
+      bad_input(i, accessor);
+    return *(*inputs_)[i];
+  }
+  [[noreturn]] void bad_input(std::size_t i, const char* accessor) const;
   /// The general route of add(): broadcast, view and accumulate handling for a whole array.
   void deliver(std::size_t i, detail::Node<T>& n, Array<T>&& g);
   Array<T>* grad_ = nullptr;
@@ -324,10 +329,10 @@ void Backward<T>::add(std::size_t i, G&& g) {
   const bool own_buffer = !(n.is_view() && !n.retain_grad_);
   if constexpr (detail::is_in_place<D>::value) {
     if (own_buffer && n.has_grad_) {
-      g.fn(n.grad_, true);
+      g.fn(*n.grad_, true);
     } else if (own_buffer) {
       n.grad_ = empty<T>(n.shape());
-      g.fn(n.grad_, false);
+      g.fn(*n.grad_, false);
       n.has_grad_ = true;
     } else {
       Array<T> tmp = empty<T>(n.shape());
@@ -336,7 +341,7 @@ void Backward<T>::add(std::size_t i, G&& g) {
     }
   } else if constexpr (std::is_same_v<D, Array<T>>) {
     if (own_buffer && n.has_grad_ && detail::same_shape(g.shape(), n.shape())) {
-      xt::noalias(n.grad_) += g;
+      xt::noalias(*n.grad_) += g;
     } else if constexpr (std::is_lvalue_reference_v<G>) {
       deliver(i, n, Array<T>(g));
     } else {
@@ -344,7 +349,7 @@ void Backward<T>::add(std::size_t i, G&& g) {
     }
   } else {
     if (own_buffer && n.has_grad_ && detail::same_shape(g.shape(), n.shape())) {
-      xt::noalias(n.grad_) += g;  // no temporary: the gradient buffer is not an operand
+      xt::noalias(*n.grad_) += g;  // no temporary: the gradient buffer is not an operand
       return;
     }
     Array<T> tmp = empty<T>(Shape(g.shape().begin(), g.shape().end()));

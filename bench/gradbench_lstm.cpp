@@ -207,6 +207,7 @@ int main(int argc, char** argv) {
   int reps = 5;
   std::uint64_t seed = 1;
   std::string csv_path;
+  std::string only;  // one variant (for profiling)
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -219,6 +220,7 @@ int main(int argc, char** argv) {
     if (a == "--reps") reps = std::max(1, std::atoi(next().c_str()));
     else if (a == "--seed") seed = std::strtoull(next().c_str(), nullptr, 10);
     else if (a == "--csv") csv_path = next();
+    else if (a == "--only") only = next();
     else if (a == "--configs") {
       configs.clear();
       std::string s = next();
@@ -242,6 +244,7 @@ int main(int argc, char** argv) {
                  "  --configs  LxC items: l layers, c characters (default 2x1024,4x1024,2x4096)\n"
                  "  --csv FILE one row per config and variant: l,c,reps,objective_ms,gradient_ms,ratio,\n"
                  "             loss_plain,loss_xgrad,tape_records,gradcheck_max_abs_err,variant\n"
+                 "  --only V   time one variant only, ops or fused (for profiling)\n"
                  "Variants: 'ops' writes the objective with one op per operation; 'fused' writes each\n"
                  "layer step as two fuse() expressions, as a custom cell would.\n");
       return 0;
@@ -311,6 +314,7 @@ int main(int argc, char** argv) {
       const double o = ms_since(t0) / inner;
       if (r > 0) obj_ms.push_back(o);
       for (std::size_t v = 0; v < V; ++v) {
+        if (!only.empty() && only != kVariants[v].name) continue;
         Params p = make_params(in);
         t0 = Clock::now();
         xg::Var<double> loss = kVariants[v].f(in, p);
@@ -322,6 +326,7 @@ int main(int argc, char** argv) {
       }
     }
     for (std::size_t v = 0; v < V; ++v) {
+      if (grad_ms[v].empty()) continue;
       const double ratio = median(grad_ms[v]) / median(obj_ms);
       fmt::print("| {} | {} | {} | {:.3f} | {:.2f} | {:.1f}x | {:.12f} | {:.12f} | {} |\n", l, c, kVariants[v].name,
                  median(obj_ms), median(grad_ms[v]), ratio, plain, mine[v], records[v]);
