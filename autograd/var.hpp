@@ -299,7 +299,12 @@ Var<T> record(const char* op, E&& value, std::span<const Var<T>> inputs, F&& bac
               Saves saves = saves_all) {
   static_assert(std::is_invocable_v<F&, Backward<T>&>, "backward must be callable with Backward<T>&");
   Tape<T>& tape = Tape<T>::current();
-  detail::NodePtr<T> node = detail::make_node<T>(detail::record_value<T>(std::forward<E>(value)));
+  detail::NodePtr<T> node;
+  if constexpr (std::is_same_v<E, Array<T>>) {
+    node = detail::make_node<T>(std::move(value));  // an Array rvalue moves straight into the node
+  } else {
+    node = detail::make_node<T>(detail::record_value<T>(std::forward<E>(value)));
+  }
   if (detail::anomaly_mode()) detail::check_anomaly(op, node->value(), tape.size());
   if (!tape.wants(op, inputs)) return Var<T>::from_node(std::move(node));  // nothing else is built
   return tape.append(op, std::move(node), inputs,

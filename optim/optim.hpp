@@ -11,7 +11,7 @@
 #include <utility>
 #include <vector>
 
-#include <xgrad/autograd/tape.hpp>
+#include <xgrad/autograd/var.hpp>
 #include <xgrad/tensor/npy.hpp>
 #include <xgrad/tensor/options.hpp>
 
