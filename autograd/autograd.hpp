@@ -12,3 +12,4 @@
 #include <xgrad/autograd/ops_search.hpp>
 #include <xgrad/autograd/ops_shape.hpp>
 #include <xgrad/autograd/tape.hpp>
+#include <xgrad/autograd/var.hpp>

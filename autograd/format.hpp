@@ -10,7 +10,7 @@
 #include <ostream>
 #include <string>
 
-#include <xgrad/autograd/tape.hpp>
+#include <xgrad/autograd/var.hpp>
 #include <xgrad/tensor/format.hpp>
 
 namespace xg {
@@ -21,7 +21,7 @@ std::string to_string(const Var<T>& v, const PrintOptions& o = {}) {
   if (!v.defined()) return "Var(undefined)";
   const auto& n = *v.node_ptr();
   std::string s = "Var(";
-  s += n.released ? std::string("<freed>") : to_string(v.value(), 4, o);
+  s += n.released() ? std::string("<freed>") : to_string(v.value(), 4, o);
   s += fmt::format(", shape={}, dtype={}, requires_grad={}", shape_str(v.shape()), dtype_name<T>(),
                    v.requires_grad());
   if (!v.is_leaf()) s += fmt::format(", op={}", v.op());

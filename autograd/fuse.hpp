@@ -33,7 +33,7 @@
 #include <fmt/format.h>
 #include <xsimd/xsimd.hpp>
 
-#include <xgrad/autograd/tape.hpp>
+#include <xgrad/autograd/var.hpp>
 
 namespace xg {
 

@@ -213,8 +213,7 @@ std::vector<Array<T>> Checker<T>::vjp(const Array<T>& seed, const std::vector<Ar
   for (std::size_t i = 0; i < xs_.size(); ++i) {
     xs_[i].zero_grad();
     if (preset && xs_[i].requires_grad()) {
-      xs_[i].node_ptr()->grad = (*preset)[i];
-      xs_[i].node_ptr()->has_grad = true;
+      xs_[i].set_grad((*preset)[i]);
     }
   }
   Tape<T>::current().clear();  // what an earlier pass recorded but did not backpropagate
@@ -443,8 +442,7 @@ GradcheckReport Checker<T>::run() {
         xs[i].mutable_value() = values[i];
         xs[i].zero_grad();
         if (had[i]) {
-          xs[i].node_ptr()->grad = std::move(grads[i]);
-          xs[i].node_ptr()->has_grad = true;
+          xs[i].set_grad(std::move(grads[i]));
         }
       }
     }

@@ -26,7 +26,7 @@
 
 #include <fmt/format.h>
 
-#include <xgrad/autograd/tape.hpp>
+#include <xgrad/autograd/var.hpp>
 #include <xgrad/tensor/options.hpp>
 
 namespace xg {

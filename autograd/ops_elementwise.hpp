@@ -6,7 +6,7 @@
 #include <type_traits>
 #include <vector>
 
-#include <xgrad/autograd/tape.hpp>
+#include <xgrad/autograd/var.hpp>
 
 namespace xg {
 

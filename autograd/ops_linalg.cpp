@@ -51,21 +51,21 @@ void matmul_backward(Backward<T>& bw, std::size_t ia, std::size_t ib, Trans ta, 
   const Array<T>& A = bw.in(ia);
   const Array<T>& B = bw.in(ib);
   const Array<T>& dC = bw.grad();
-  bool fresh = false;
-  if (bw.needs(ia)) {
-    Array<T>& dA = bw.buffer(ia, fresh);
-    if (ta == Trans::No)
-      product_into<T>(dC, Trans::No, B, flip(tb), dA, fresh);
-    else
-      product_into<T>(B, tb, dC, Trans::Yes, dA, fresh);
-  }
-  if (bw.needs(ib)) {
-    Array<T>& dB = bw.buffer(ib, fresh);
-    if (tb == Trans::No)
-      product_into<T>(A, flip(ta), dC, Trans::No, dB, fresh);
-    else
-      product_into<T>(dC, Trans::Yes, A, ta, dB, fresh);
-  }
+  // BLAS writes (beta = 0) or accumulates (beta = 1) straight into the gradients.
+  if (bw.needs(ia))
+    bw.add(ia, in_place([&](Array<T>& dA, bool accumulate) {
+      if (ta == Trans::No)
+        product_into<T>(dC, Trans::No, B, flip(tb), dA, !accumulate);
+      else
+        product_into<T>(B, tb, dC, Trans::Yes, dA, !accumulate);
+    }));
+  if (bw.needs(ib))
+    bw.add(ib, in_place([&](Array<T>& dB, bool accumulate) {
+      if (tb == Trans::No)
+        product_into<T>(A, flip(ta), dC, Trans::No, dB, !accumulate);
+      else
+        product_into<T>(dC, Trans::Yes, A, ta, dB, !accumulate);
+    }));
 }
 }  // namespace
 

@@ -3,7 +3,7 @@
 
 #include <vector>
 
-#include <xgrad/autograd/tape.hpp>
+#include <xgrad/autograd/var.hpp>
 #include <xgrad/tensor/blas.hpp>
 
 namespace xg {

@@ -63,13 +63,15 @@ Var<T> nll_loss(const Var<T>& logp, const IndexArray& targets, const CrossEntrop
   const bool none = opts.reduction == Reduction::None;
   return record("nll_loss", std::move(loss), {logp},
                 [targets, w = std::move(w), scale, C, none](Backward<T>& bw) {
-                  Array<T>& dx = bw.zeroed_buffer(0);
-                  const T* g = bw.grad().data();
-                  for (std::size_t i = 0; i < w.size(); ++i) {
-                    if (w[i] == T(0)) continue;
-                    const T gi = none ? g[i] : g[0] * scale;
-                    dx.data()[i * C + static_cast<std::size_t>(targets.data()[i])] -= gi * w[i];
-                  }
+                  bw.add(0, in_place([&](Array<T>& dx, bool accumulate) {
+                    if (!accumulate) dx.fill(T(0));
+                    const T* g = bw.grad().data();
+                    for (std::size_t i = 0; i < w.size(); ++i) {
+                      if (w[i] == T(0)) continue;
+                      const T gi = none ? g[i] : g[0] * scale;
+                      dx.data()[i * C + static_cast<std::size_t>(targets.data()[i])] -= gi * w[i];
+                    }
+                  }));
                 });
 }
 

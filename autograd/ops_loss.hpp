@@ -1,7 +1,7 @@
 // Losses and dropout. Class dims are last: logits [..., C] with targets [...].
 #pragma once
 
-#include <xgrad/autograd/tape.hpp>
+#include <xgrad/autograd/var.hpp>
 #include <xgrad/tensor/random.hpp>
 
 namespace xg {

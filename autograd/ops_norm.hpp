@@ -1,7 +1,7 @@
 // Normalisation over the last axis: layer_norm.
 #pragma once
 
-#include <xgrad/autograd/tape.hpp>
+#include <xgrad/autograd/var.hpp>
 
 namespace xg {
 

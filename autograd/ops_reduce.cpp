@@ -154,8 +154,10 @@ Var<T> max(const Var<T>& x, std::ptrdiff_t axis, bool keepdims) {
       y.data()[o * r.inner + i] = p[best];
     }
   return record("max", std::move(y), {x}, [arg = std::move(arg)](Backward<T>& bw) {
-    Array<T>& dx = bw.zeroed_buffer(0);
-    for (std::size_t k = 0; k < arg.size(); ++k) dx.data()[arg[k]] += bw.grad().data()[k];
+    bw.add(0, in_place([&](Array<T>& dx, bool accumulate) {
+      if (!accumulate) dx.fill(T(0));
+      for (std::size_t k = 0; k < arg.size(); ++k) dx.data()[arg[k]] += bw.grad().data()[k];
+    }));
   });
 }
 
@@ -168,8 +170,10 @@ Var<T> max(const Var<T>& x) {
     if (p[k] > p[best] || std::isnan(p[k])) best = k;
   Array<T> y = full<T>(Shape{}, p[best]);
   return record("max", std::move(y), {x}, [best](Backward<T>& bw) {
-    Array<T>& dx = bw.zeroed_buffer(0);
-    dx.data()[best] += bw.grad()();
+    bw.add(0, in_place([&](Array<T>& dx, bool accumulate) {
+      if (!accumulate) dx.fill(T(0));
+      dx.data()[best] += bw.grad()();
+    }));
   });
 }
 

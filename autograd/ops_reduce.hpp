@@ -4,7 +4,7 @@
 #include <cstddef>
 #include <vector>
 
-#include <xgrad/autograd/tape.hpp>
+#include <xgrad/autograd/var.hpp>
 
 namespace xg {
 

@@ -4,7 +4,7 @@
 //     IndexArray pred = argmax(logits, -1);
 #pragma once
 
-#include <xgrad/autograd/tape.hpp>
+#include <xgrad/autograd/var.hpp>
 #include <xgrad/tensor/search.hpp>
 
 namespace xg {

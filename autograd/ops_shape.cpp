@@ -38,6 +38,49 @@ void check_index(std::string_view op, std::int64_t v, std::size_t dim) {
   if (v < 0 || static_cast<std::size_t>(v) >= dim)
     throw ValueError(fmt::format("{}: index {} is out of range for a dim of size {}", op, v, dim));
 }
+
+// ---- views --------------------------------------------------------------------------------------
+
+// y = x seen through window w of its row-major layout, with shape s: the output of reshape, slice
+// and select.        dx = g in window w, zero elsewhere
+// y shares x's storage when x is a recorded result (immutable); it is a copy when x is a leaf,
+// whose value an optimizer may update in place. Ops that understand windows read y in place.
+template <class T>
+Var<T> view_op(const char* op, const Var<T>& x, Shape s, detail::Window w) {
+  auto derivative = [w](Backward<T>& bw) {
+    const Array<T>& g = bw.grad();
+    if (g.size() != w.rows * w.cols)
+      throw ShapeError(fmt::format("{} (backward): gradient {} does not fit its window", bw.op(),
+                                   shape_str(g.shape())));
+    bw.add(0, in_place([&](Array<T>& dx, bool accumulate) {
+      if (!accumulate) dx.fill(T(0));
+      detail::add_window(dx.data(), w, g.data());
+    }));
+  };
+  if (x.is_leaf()) {
+    Array<T> y = Array<T>::from_shape(s);
+    detail::Runs<T>{x.value().data() + w.offset, w.rows, w.cols, w.ld}.copy_to(y.data());
+    return record(op, std::move(y), {x}, std::move(derivative), saves_none);
+  }
+  const detail::NodePtr<T>& xn = x.node_ptr();
+  detail::NodePtr<T> base = xn;
+  detail::Window in_base = w;
+  if (xn->is_view()) {
+    const detail::Window& xw = xn->window();
+    if (xn->reads_base() && !xn->retains_grad() && (xw.rows == 1 || xw.cols == xw.ld)) {
+      base = xn->base();  // x is one contiguous run of its base: window into that base directly
+      in_base.offset += xw.offset;
+    } else {
+      (void)xn->value();  // x becomes dense (materialised) and serves as the base
+    }
+  }
+  const Var<T> inputs[] = {x};
+  Tape<T>& tape = Tape<T>::current();
+  detail::NodePtr<T> node = detail::make_node<T>(std::move(base), std::move(s), in_base);
+  if (!tape.wants(op, inputs)) return Var<T>::from_node(std::move(node));
+  return tape.append(op, std::move(node), inputs, typename Tape<T>::BackwardFn(std::move(derivative)),
+                     saves_none);
+}
 }  // namespace
 
 // ---- reshape ----------------------------------------------------------------------------------
@@ -48,7 +91,7 @@ Var<T> reshape(const Var<T>& x, const Shape& shape) {
   if (shape_size(shape) != x.size())
     throw ShapeError(fmt::format("reshape: cannot view {} ({} elements) as {}", shape_str(x.shape()),
                                  x.size(), shape_str(shape)));
-  return detail::window_op("reshape", x, shape, detail::Window{0, 1, x.size(), x.size()});
+  return view_op("reshape", x, shape, detail::Window{0, 1, x.size(), x.size()});
 }
 
 template <class T>
@@ -109,7 +152,7 @@ Var<T> slice(const Var<T>& x, std::ptrdiff_t axis, std::size_t start, std::size_
   const AxisLayout r = axis_layout(x.shape(), a);
   Shape s = x.shape();
   s[a] = length;
-  return detail::window_op("slice", x, s,
+  return view_op("slice", x, s,
                            detail::Window{start * r.inner, r.outer, length * r.inner, r.dim * r.inner});
 }
 
@@ -124,7 +167,7 @@ Var<T> select(const Var<T>& x, std::ptrdiff_t axis, std::size_t index) {
   Shape s;
   for (std::size_t d = 0; d < x.dim(); ++d)
     if (d != a) s.push_back(x.shape(d));
-  return detail::window_op("select", x, s,
+  return view_op("select", x, s,
                            detail::Window{index * r.inner, r.outer, r.inner, r.dim * r.inner});
 }
 
@@ -177,12 +220,11 @@ Var<T> join(const char* op, std::span<const Var<T>> xs, Shape out_shape, std::si
                    [dims = std::move(dims), total, outer, inner](Backward<T>& bw) {
                      std::size_t start = 0;
                      for (std::size_t i = 0; i < dims.size(); ++i) {
-                       if (bw.needs(i)) {
-                         bool fresh = false;
-                         Array<T>& dx = bw.buffer(i, fresh);
-                         copy_block(bw.grad().data(), total, start, dx.data(), dims[i], 0, dims[i],
-                                    outer, inner, !fresh);
-                       }
+                       if (bw.needs(i))
+                         bw.add(i, in_place([&](Array<T>& dx, bool accumulate) {
+                           copy_block(bw.grad().data(), total, start, dx.data(), dims[i], 0, dims[i],
+                                      outer, inner, accumulate);
+                         }));
                        start += dims[i];
                      }
                    },
@@ -249,12 +291,14 @@ Var<T> index_select(const Var<T>& x, std::ptrdiff_t axis, const IndexArray& inde
       copy_block(x.value().data() + o * r.dim * r.inner, r.dim, static_cast<std::size_t>(index(k)),
                  y.data() + o * n * r.inner, n, k, 1, 1, r.inner, false);
   return record("index_select", std::move(y), {x}, [index, r](Backward<T>& bw) {
-    Array<T>& dx = bw.zeroed_buffer(0);
-    const std::size_t n = index.size();
-    for (std::size_t o = 0; o < r.outer; ++o)
-      for (std::size_t k = 0; k < n; ++k)
-        copy_block(bw.grad().data() + o * n * r.inner, n, k, dx.data() + o * r.dim * r.inner, r.dim,
-                   static_cast<std::size_t>(index(k)), 1, 1, r.inner, true);
+    bw.add(0, in_place([&](Array<T>& dx, bool accumulate) {
+      if (!accumulate) dx.fill(T(0));
+      const std::size_t n = index.size();
+      for (std::size_t o = 0; o < r.outer; ++o)
+        for (std::size_t k = 0; k < n; ++k)
+          copy_block(bw.grad().data() + o * n * r.inner, n, k, dx.data() + o * r.dim * r.inner, r.dim,
+                     static_cast<std::size_t>(index(k)), 1, 1, r.inner, true);
+    }));
   }, saves_none);
 }
 
@@ -292,13 +336,15 @@ Var<T> embedding(const Var<T>& weight, const IndexArray& ids, std::int64_t paddi
   for (std::size_t k = 0; k < ids.size(); ++k)
     std::copy_n(w + static_cast<std::size_t>(ids.data()[k]) * D, D, y.data() + k * D);
   return record("embedding", std::move(y), {weight}, [ids, pad, D](Backward<T>& bw) {
-    Array<T>& dw = bw.zeroed_buffer(0);
-    const T* g = bw.grad().data();
-    for (std::size_t k = 0; k < ids.size(); ++k) {
-      if (ids.data()[k] == pad) continue;
-      T* row = dw.data() + static_cast<std::size_t>(ids.data()[k]) * D;
-      for (std::size_t j = 0; j < D; ++j) row[j] += g[k * D + j];
-    }
+    bw.add(0, in_place([&](Array<T>& dw, bool accumulate) {
+      if (!accumulate) dw.fill(T(0));
+      const T* g = bw.grad().data();
+      for (std::size_t k = 0; k < ids.size(); ++k) {
+        if (ids.data()[k] == pad) continue;
+        T* row = dw.data() + static_cast<std::size_t>(ids.data()[k]) * D;
+        for (std::size_t j = 0; j < D; ++j) row[j] += g[k * D + j];
+      }
+    }));
   }, saves_none);
 }
 
@@ -331,9 +377,11 @@ Var<T> gather(const Var<T>& x, std::ptrdiff_t axis, const IndexArray& index) {
   Array<T> y = empty<T>(is);
   for (std::size_t p = 0; p < offsets.size(); ++p) y.data()[p] = x.value().data()[offsets[p]];
   return record("gather", std::move(y), {x}, [offsets = std::move(offsets)](Backward<T>& bw) {
-    Array<T>& dx = bw.zeroed_buffer(0);
-    const T* g = bw.grad().data();
-    for (std::size_t p = 0; p < offsets.size(); ++p) dx.data()[offsets[p]] += g[p];
+    bw.add(0, in_place([&](Array<T>& dx, bool accumulate) {
+      if (!accumulate) dx.fill(T(0));
+      const T* g = bw.grad().data();
+      for (std::size_t p = 0; p < offsets.size(); ++p) dx.data()[offsets[p]] += g[p];
+    }));
   }, saves_none);
 }
 

@@ -10,7 +10,7 @@
 #include <span>
 #include <vector>
 
-#include <xgrad/autograd/tape.hpp>
+#include <xgrad/autograd/var.hpp>
 
 namespace xg {
 

@@ -1,3 +1,4 @@
+// The engine: Var's and Backward's out-of-line parts, the tape's records and its reverse walk.
 #include <exception>
 
 #include <fmt/format.h>
@@ -15,13 +16,32 @@ bool& anomaly_mode() {
   thread_local bool on = false;
   return on;
 }
+
+template <class T>
+void check_anomaly(const char* op, const Array<T>& value, std::size_t record_no) {
+  if (!all_finite(value))
+    throw AnomalyError(fmt::format("anomaly: '{}' (record #{}) produced a NaN or Inf in its output of "
+                                   "shape {}",
+                                   op, record_no, shape_str(value.shape())));
+}
+template void check_anomaly(const char*, const Array<float>&, std::size_t);
+template void check_anomaly(const char*, const Array<double>&, std::size_t);
+
+template <class T>
+void Node<T>::throw_released() const {
+  throw TapeError(fmt::format("the value of '{}' (shape {}) was freed: no handle held it and no "
+                              "recorded backward declared that it reads it (see Saves)",
+                              op_, shape_str(shape())));
+}
+template class Node<float>;
+template class Node<double>;
 }  // namespace detail
 
 // ---- Var ------------------------------------------------------------------------------------
 
 template <class T>
 Var<T>::Var(Array<T> value, bool requires_grad) : node_(detail::make_node<T>(std::move(value))) {
-  node_->requires_grad = requires_grad;
+  node_->requires_grad_ = requires_grad;
 }
 
 template <class T>
@@ -39,10 +59,10 @@ detail::Node<T>& Var<T>::node() const {
 
 template <class T>
 Array<T>& Var<T>::mutable_value() {
-  if (!node().is_leaf)
+  if (!node().is_leaf())
     throw TapeError(fmt::format("Var::mutable_value: the result of '{}' is not a leaf; its value "
                                 "may still be read by backward (detach() it first)",
-                                node_->op));
+                                node_->op()));
   return node_->mutable_value();
 }
 
@@ -55,10 +75,10 @@ T Var<T>::item() const {
 
 template <class T>
 Var<T>& Var<T>::set_requires_grad(bool on) {
-  if (!node().is_leaf)
+  if (!node().is_leaf())
     throw TapeError(fmt::format("set_requires_grad: only leaves can change it, not the result of '{}'",
-                                node_->op));
-  node_->requires_grad = on;
+                                node_->op()));
+  node_->requires_grad_ = on;
   return *this;
 }
 
@@ -69,7 +89,7 @@ const Array<T>& Var<T>::grad() const {
                                 "it require grad?",
                                 defined() ? shape_str(shape()) : std::string("undefined Var"),
                                 defined() ? op() : "-"));
-  return node_->grad;
+  return node_->grad_;
 }
 
 template <class T>
@@ -78,16 +98,31 @@ Array<T>& Var<T>::mutable_grad() {
 }
 
 template <class T>
+Var<T>& Var<T>::set_grad(Array<T> g) {
+  detail::Node<T>& n = node();
+  if (!n.is_leaf())
+    throw TapeError(fmt::format("set_grad: only leaves take a gradient from outside, not the result "
+                                "of '{}'",
+                                n.op()));
+  if (!detail::same_shape(g.shape(), n.shape()))
+    throw ShapeError(fmt::format("set_grad: gradient {} for a value of shape {}", shape_str(g.shape()),
+                                 shape_str(n.shape())));
+  n.grad_ = std::move(g);
+  n.has_grad_ = true;
+  return *this;
+}
+
+template <class T>
 void Var<T>::zero_grad() {
   if (node_) {
-    node_->has_grad = false;
-    node_->grad = detail::no_array<T>();
+    node_->has_grad_ = false;
+    node_->grad_ = detail::no_array<T>();
   }
 }
 
 template <class T>
 Var<T>& Var<T>::retain_grad() {
-  node().retain_grad = true;
+  node().retain_grad_ = true;
   return *this;
 }
 
@@ -131,7 +166,7 @@ const detail::Node<T>& Backward<T>::in_node(std::size_t i) const {
                                 "which the record's Saves does not declare (its value may already be "
                                 "freed); declare it, e.g. saves_inputs(0b{:b}), or capture what "
                                 "backward needs",
-                                op_, i, i, n.op, shape_str(n.shape()), saves_.inputs | (1u << i)));
+                                op_, i, i, n.op(), shape_str(n.shape()), saves_.inputs | (1u << i)));
   return n;
 }
 
@@ -152,74 +187,37 @@ Array<T> Backward<T>::take_grad() {
   return *grad_;
 }
 
+// Everything add() does not do in place: sum a broadcast back to the input's shape, send a
+// view's gradient into its base's window, accumulate or move in.
 template <class T>
-void Backward<T>::add_array(std::size_t i, Array<T>&& g) {
-  detail::Node<T>& n = input(i, "add");
-  if (g.shape() != n.shape()) {
-    if (g.dimension() < n.shape().size())
+void Backward<T>::deliver(std::size_t i, detail::Node<T>& n, Array<T>&& g) {
+  if (!detail::same_shape(g.shape(), n.shape())) {
+    if (g.dimension() < n.shape().size() || g.size() < n.size())
       throw ShapeError(fmt::format("{} (backward): gradient {} for input {} of shape {}", op_,
                                    shape_str(g.shape()), i, shape_str(n.shape())));
     g = sum_to(g, n.shape());
   }
-  if (!n.has_grad) {
-    n.grad = std::move(g);
-    n.has_grad = true;
-  } else {
-    xt::noalias(n.grad) += g;
-  }
-}
-
-template <class T>
-Array<T>& Backward<T>::buffer(std::size_t i, bool& fresh) {
-  detail::Node<T>& n = input(i, "buffer");
-  fresh = !n.has_grad;
-  if (fresh) {
-    n.grad.resize(n.shape());
-    n.has_grad = true;
-  }
-  return n.grad;
-}
-
-template <class T>
-Array<T>& Backward<T>::zeroed_buffer(std::size_t i) {
-  bool fresh = false;
-  Array<T>& g = buffer(i, fresh);
-  if (fresh) std::fill(g.data(), g.data() + g.size(), T(0));
-  return g;
-}
-
-template <class T>
-void Backward<T>::add_to_base(detail::Node<T>& view, Array<T>&& g) {
-  detail::Node<T>& base = *view.base;
-  const detail::Window& w = view.window;
-  if (!base.has_grad && w.offset == 0 && w.rows * w.cols == base.size()) {
-    g.reshape(base.shape());  // the view covers its base (a reshape): hand g over
-    base.grad = std::move(g);
-    base.has_grad = true;
+  if (n.is_view() && !n.retain_grad_) {
+    // A view passes its gradient straight into its base's window (its own record then has
+    // nothing left to do).
+    detail::Node<T>& base = *n.base_;
+    const detail::Window& w = n.window_;
+    if (!base.has_grad_ && w.offset == 0 && w.rows * w.cols == base.size()) {
+      g.reshape(base.shape());  // the view covers its base (a reshape): hand g over
+      base.grad_ = std::move(g);
+    } else {
+      if (!base.has_grad_) base.grad_ = zeros<T>(base.shape());
+      detail::add_window(base.grad_.data(), w, g.data());
+    }
+    base.has_grad_ = true;
     return;
   }
-  add_runs(base, w, g.data());
-}
-
-template <class T>
-void Backward<T>::add_runs(detail::Node<T>& n, const detail::Window& w, const T* g) {
-  if (!n.has_grad) {
-    n.grad = zeros<T>(n.shape());
-    n.has_grad = true;
+  if (n.has_grad_) {
+    xt::noalias(n.grad_) += g;
+  } else {
+    n.grad_ = std::move(g);
+    n.has_grad_ = true;
   }
-  T* d = n.grad.data() + w.offset;
-  for (std::size_t r = 0; r < w.rows; ++r, d += w.ld, g += w.cols)
-    for (std::size_t j = 0; j < w.cols; ++j) d[j] += g[j];
-}
-
-template <class T>
-void Backward<T>::add_window(std::size_t i, const detail::Window& w) {
-  detail::Node<T>& n = input(i, "add_window");
-  if (!n.requires_grad) return;
-  if (grad_->size() != w.rows * w.cols)
-    throw ShapeError(fmt::format("{} (backward): gradient {} does not fit its window", op_,
-                                 shape_str(grad_->shape())));
-  add_runs(n, w, grad_->data());
 }
 
 // ---- Tape -----------------------------------------------------------------------------------
@@ -259,12 +257,18 @@ void Tape<T>::release(Record& r) {
   r.fn.reset();        // first: the closure's saved arrays go now
   for (std::size_t i = 0; i < r.inputs.size(); ++i) {
     detail::Node<T>& in = *r.inputs[i];
-    --in.engine_refs;
-    if (r.saves.input(i)) --in.pins;
+    --in.engine_refs_;
+    if (r.saves.input(i)) --in.pins_;
+  }
+  --r.out->engine_refs_;
+  if (r.saves.out) --r.out->pins_;
+  // The release rule for every node this record held, once its own reference is gone.
+  for (auto& in : r.inputs) {
+    detail::NodePtr<T> keep = std::move(in);
+    detail::Node<T>::release_if_unread(keep, 1);
   }
   r.inputs.clear();  // keeps capacity
-  --r.out->engine_refs;
-  if (r.saves.out) --r.out->pins;
+  detail::Node<T>::release_if_unread(r.out, 1);
   r.out.reset();
 }
 
@@ -275,32 +279,20 @@ void Tape<T>::clear() {
   ++epoch_;
 }
 
-namespace detail {
-template <class T>
-void check_anomaly(const char* op, const Array<T>& value, std::size_t record_no) {
-  if (!all_finite(value))
-    throw AnomalyError(fmt::format("anomaly: '{}' (record #{}) produced a NaN or Inf in its output of "
-                                   "shape {}",
-                                   op, record_no, shape_str(value.shape())));
-}
-template void check_anomaly(const char*, const Array<float>&, std::size_t);
-template void check_anomaly(const char*, const Array<double>&, std::size_t);
-}  // namespace detail
-
 template <class T>
 bool Tape<T>::wants(const char* op, std::span<const Var<T>> inputs) const {
   if (!detail::grad_mode()) return false;
   bool needs = false;
   for (const Var<T>& in : inputs) {
     if (!in.defined()) throw TapeError(fmt::format("{}: an input is an undefined Var", op));
-    const auto& n = *in.node_ptr();
-    if (!n.requires_grad) continue;
+    const detail::Node<T>& n = *in.node_ptr();
+    if (!n.requires_grad_) continue;
     needs = true;
-    if (!n.is_leaf && (n.tape != this || n.epoch != epoch_))
+    if (!n.is_leaf_ && (n.tape_ != this || n.epoch_ != epoch_))
       throw TapeError(fmt::format(
           "{}: an input (the result of '{}', shape {}) was recorded on a tape that has since been "
           "cleared or on another tape; call detach() on values carried across steps",
-          op, n.op, shape_str(n.shape())));
+          op, n.op_, shape_str(n.shape())));
   }
   return needs;
 }
@@ -308,22 +300,22 @@ bool Tape<T>::wants(const char* op, std::span<const Var<T>> inputs) const {
 template <class T>
 Var<T> Tape<T>::append(const char* op, detail::NodePtr<T> node, std::span<const Var<T>> inputs,
                        BackwardFn&& fn, Saves saves) {
-  node->requires_grad = true;
-  node->is_leaf = false;
-  node->op = op;
-  node->tape = this;
-  node->epoch = epoch_;
-  node->index = size_;
+  node->requires_grad_ = true;
+  node->is_leaf_ = false;
+  node->op_ = op;
+  node->tape_ = this;
+  node->epoch_ = epoch_;
+  node->index_ = size_;
   if (size_ == records_.size()) records_.emplace_back();
   Record& r = records_[size_++];
   r.op = op;
   r.out = node;
-  ++node->engine_refs;
-  if (saves.out) ++node->pins;
+  ++node->engine_refs_;
+  if (saves.out) ++node->pins_;
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     detail::Node<T>& in = *inputs[i].node_ptr();
-    ++in.engine_refs;
-    if (saves.input(i)) ++in.pins;
+    ++in.engine_refs_;
+    if (saves.input(i)) ++in.pins_;
     r.inputs.push_back(inputs[i].node_ptr());
   }
   r.fn = std::move(fn);
@@ -335,15 +327,15 @@ template <class T>
 void Tape<T>::backward(const Var<T>& loss, const Array<T>* seed, bool retain_graph) {
   if (!loss.defined()) throw TapeError("backward: the loss is an undefined Var");
   detail::Node<T>& ln = *loss.node_ptr();
-  if (!ln.requires_grad)
+  if (!ln.requires_grad_)
     throw TapeError(fmt::format("backward: the loss (shape {}, from '{}') does not require grad: no "
                                 "input with requires_grad contributed to it, or it was computed "
                                 "under NoGradGuard",
-                                shape_str(ln.shape()), ln.op));
-  if (!ln.is_leaf && (ln.tape != this || ln.epoch != epoch_))
+                                shape_str(ln.shape()), ln.op_));
+  if (!ln.is_leaf_ && (ln.tape_ != this || ln.epoch_ != epoch_))
     throw TapeError(fmt::format("backward: the tape that recorded this loss ('{}') has been cleared "
                                 "since (a second backward? pass retain_graph=true to the first)",
-                                ln.op));
+                                ln.op_));
   Array<T> g = detail::no_array<T>();
   if (seed) {
     check_same_shape("backward", "the seed gradient", seed->shape(), ln.shape());
@@ -355,19 +347,19 @@ void Tape<T>::backward(const Var<T>& loss, const Array<T>* seed, bool retain_gra
                                   shape_str(ln.shape())));
     g = full<T>(ln.shape(), T(1));
   }
-  if (ln.is_leaf) {
-    if (ln.has_grad) {
-      xt::noalias(ln.grad) += g;
+  if (ln.is_leaf_) {
+    if (ln.has_grad_) {
+      xt::noalias(ln.grad_) += g;
     } else {
-      ln.grad = std::move(g);
-      ln.has_grad = true;
+      ln.grad_ = std::move(g);
+      ln.has_grad_ = true;
     }
     return;
   }
   // Intermediate gradients from an earlier backward over a retained graph start again at zero.
-  for (std::size_t k = 0; k <= ln.index; ++k) records_[k].out->has_grad = false;
-  ln.grad = std::move(g);
-  ln.has_grad = true;
+  for (std::size_t k = 0; k <= ln.index_; ++k) records_[k].out->has_grad_ = false;
+  ln.grad_ = std::move(g);
+  ln.has_grad_ = true;
 
   const bool anomaly = detail::anomaly_mode();
   // Without retain_graph a record is dropped as soon as its backward has run: the saved values
@@ -381,12 +373,12 @@ void Tape<T>::backward(const Var<T>& loss, const Array<T>* seed, bool retain_gra
     }
   } guard{*this, !retain_graph};
   Backward<T> b;
-  for (std::size_t k = ln.index + 1; k-- > 0;) {
+  for (std::size_t k = ln.index_ + 1; k-- > 0;) {
     Record& r = records_[k];
     detail::Node<T>& out = *r.out;
-    if (out.has_grad) {
-      b.grad_ = &out.grad;
-      b.may_take_ = !out.retain_grad;
+    if (out.has_grad_) {
+      b.grad_ = &out.grad_;
+      b.may_take_ = !out.retain_grad_;
       b.out_ = &out;
       b.inputs_ = &r.inputs;
       b.op_ = r.op;
@@ -395,15 +387,15 @@ void Tape<T>::backward(const Var<T>& loss, const Array<T>* seed, bool retain_gra
       if (anomaly) {
         for (std::size_t i = 0; i < r.inputs.size(); ++i) {
           const auto& in = *r.inputs[i];
-          if (in.has_grad && !all_finite(in.grad))
+          if (in.has_grad_ && !all_finite(in.grad_))
             throw AnomalyError(fmt::format("anomaly: backward of '{}' (record #{}) produced a NaN or "
                                            "Inf in the gradient of its input {} (shape {})",
                                            r.op, k, i, shape_str(in.shape())));
         }
       }
-      if (!out.retain_grad) {  // consumed: free it now
-        out.grad = detail::no_array<T>();
-        out.has_grad = false;
+      if (!out.retain_grad_) {  // consumed: free it now
+        out.grad_ = detail::no_array<T>();
+        out.has_grad_ = false;
       }
     }
     if (!retain_graph) release(r);
@@ -420,47 +412,6 @@ std::string Tape<T>::dump() const {
   }
   return s;
 }
-
-namespace detail {
-template <class T>
-void Node<T>::throw_released() const {
-  throw TapeError(fmt::format("the value of '{}' (shape {}) was freed: no handle held it and no "
-                              "recorded backward declared that it reads it (see Saves)",
-                              op, shape_str(shape())));
-}
-template struct Node<float>;
-template struct Node<double>;
-
-template <class T>
-Var<T> window_op(const char* op, const Var<T>& x, Shape s, Window w) {
-  auto fn = [w](Backward<T>& bw) { bw.add_window(0, w); };
-  const NodePtr<T>& xn = x.node_ptr();
-  if (x.is_leaf()) {
-    Array<T> y = Array<T>::from_shape(s);
-    Runs<T>{x.value().data() + w.offset, w.rows, w.cols, w.ld}.copy_to(y.data());
-    return record(op, std::move(y), {x}, std::move(fn), saves_none);
-  }
-  NodePtr<T> base = xn;
-  Window in_base = w;
-  if (xn->is_view()) {
-    const Window& xw = xn->window;
-    if (xn->reads_base() && !xn->retain_grad && (xw.rows == 1 || xw.cols == xw.ld)) {
-      base = xn->base;  // x is one contiguous run of its base: window into that base directly
-      in_base.offset += xw.offset;
-    } else {
-      (void)xn->value();  // x becomes dense (materialised) and serves as the base
-    }
-  }
-  const Var<T> inputs[] = {x};
-  Tape<T>& tape = Tape<T>::current();
-  auto node = make_node<T>(std::move(base), std::move(s), in_base);
-  if (!tape.wants(op, inputs)) return Var<T>::from_node(std::move(node));
-  return tape.append(op, std::move(node), inputs, typename Tape<T>::BackwardFn(std::move(fn)),
-                     saves_none);
-}
-template Var<float> window_op(const char*, const Var<float>&, Shape, Window);
-template Var<double> window_op(const char*, const Var<double>&, Shape, Window);
-}  // namespace detail
 
 template class Var<float>;
 template class Var<double>;

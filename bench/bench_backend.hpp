@@ -87,6 +87,11 @@ class Backend {
   /// Records a chain of `n` adds on [1, 32] values (y = y + c) plus a sum, backpropagates;
   /// returns the median over `reps` of (record + backward time) / n, in microseconds.
   virtual double per_op_us(int n, int reps) = 0;
+  /// Records a chain of `n` ops on [1, 14] values cycling y = y * w, sigmoid(y), tanh(y),
+  /// y = y + b (w, b [1, 14] leaves that need gradients, like the LSTM objective's weights and
+  /// biases; each op counts as one) plus a sum, backpropagates; returns the median over `reps`
+  /// of (record + backward time) / n, in microseconds.
+  virtual double mixed_op_us(int n, int reps) = 0;
 };
 
 /// The LibTorch side, or nullptr with `why` set when it was not built.

@@ -106,6 +106,7 @@ class TorchBackend final : public Backend {
     RunSpec s{1, 1, 1, 1};
     (void)run(w, d, s);
     (void)per_op_us(10, 1);
+    (void)mixed_op_us(12, 1);
   }
 
   bool has_cell(const std::string& cell) const override {
@@ -212,6 +213,31 @@ class TorchBackend final : public Backend {
       const auto t0 = Clock::now();
       torch::Tensor y = x;
       for (int i = 0; i < n; ++i) y = y + c;
+      y.sum().backward();
+      us.push_back(ms_since(t0) * 1000.0 / n);
+    }
+    std::sort(us.begin(), us.end());
+    return us[us.size() / 2];
+  }
+
+  double mixed_op_us(int n, int reps) override {
+    const auto leaf = torch::TensorOptions().dtype(torch::kFloat32).requires_grad(true);
+    auto x = torch::full({1, 14}, 0.5f, leaf);
+    auto w = torch::full({1, 14}, 0.9f, leaf);
+    auto b = torch::full({1, 14}, 0.1f, leaf);
+    std::vector<double> us;
+    for (int r = 0; r < reps; ++r) {
+      for (auto* t : {&x, &w, &b}) t->mutable_grad() = torch::Tensor();
+      const auto t0 = Clock::now();
+      torch::Tensor y = x;
+      for (int i = 0; i < n; ++i) {
+        switch (i % 4) {
+          case 0: y = y * w; break;
+          case 1: y = torch::sigmoid(y); break;
+          case 2: y = torch::tanh(y); break;
+          default: y = y + b; break;
+        }
+      }
       y.sum().backward();
       us.push_back(ms_since(t0) * 1000.0 / n);
     }

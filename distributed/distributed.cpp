@@ -350,9 +350,7 @@ void DataParallel<T>::unpack(const detail::Bucket& b) {
     Var<T>& p = params_[s.param].second;
     if (!p.has_grad()) {
       // Other ranks produced one: this rank's zeros took part, so it receives the mean too.
-      const auto& node = p.node_ptr();
-      node->grad = empty<T>(node->shape());
-      node->has_grad = true;
+      p.set_grad(empty<T>(p.shape()));
     }
     T* dst = p.mutable_grad().data() + s.param_offset;
     const T* src = flat_.data() + s.flat_offset;

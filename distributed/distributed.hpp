@@ -27,7 +27,7 @@
 #include <utility>
 #include <vector>
 
-#include <xgrad/autograd/tape.hpp>
+#include <xgrad/autograd/var.hpp>
 #include <xgrad/optim/checkpoint.hpp>
 #include <xgrad/tensor/npy.hpp>
 #include <xgrad/tensor/options.hpp>

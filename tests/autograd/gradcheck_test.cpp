@@ -106,7 +106,7 @@ BOOST_AUTO_TEST_CASE(saves_pass_frees_undeclared_inputs) {
   auto probe = [&](const V& x) {
     const detail::Node<double>* n = x.node_ptr().get();
     return record("probe", x.value() * 3.0, {x}, [n, &saw_freed, &saw_kept](Backward<double>& b) {
-      (n->released ? saw_freed : saw_kept) = true;
+      (n->released() ? saw_freed : saw_kept) = true;
       b.add(0, 3.0 * b.grad());
     }, saves_none);
   };

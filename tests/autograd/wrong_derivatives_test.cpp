@@ -70,13 +70,11 @@ V bias_first_row_only(const V& x, const V& bias) {
                   b.add(1, xt::view(b.grad(), 0, xt::all()));
                 });
 }
-// y = 3 x; dx += 3 g, but this assigns into the gradient buffer (ignoring `fresh`), so a
+// y = 3 x; dx += 3 g, but this assigns into the gradient buffer (ignoring `accumulate`), so a
 // gradient already there is lost.
 V triple_assigns_gradient(const V& x) {
   return record("triple_assigns_gradient", 3.0 * x.value(), {x}, [](Backward<double>& b) {
-    bool fresh = false;
-    A& buf = b.buffer(0, fresh);
-    xt::noalias(buf) = 3.0 * b.grad();
+    b.add(0, in_place([&](A& buf, bool) { xt::noalias(buf) = 3.0 * b.grad(); }));
   });
 }
 // y = a b, but each gradient is computed only when the *other* input needs one.
@@ -231,10 +229,10 @@ BOOST_AUTO_TEST_CASE(bad_input_index_is_a_tape_error) {
                         mentions({"bad_index", "needs(1)", "1 input"}));
   BOOST_CHECK_EXCEPTION(with([](Backward<double>& b) { (void)b.in_shape(1); })(), TapeError,
                         mentions({"bad_index", "in_shape(1)"}));
-  BOOST_CHECK_EXCEPTION(with([](Backward<double>& b) { b.zeroed_buffer(3); })(), TapeError,
-                        mentions({"bad_index", "buffer(3)", "1 input"}));
-  BOOST_CHECK_EXCEPTION(with([](Backward<double>& b) { b.add_window(1, {}); })(), TapeError,
-                        mentions({"bad_index", "add_window(1)"}));
+  BOOST_CHECK_EXCEPTION(with([](Backward<double>& b) { b.add(3, b.grad()); })(), TapeError,
+                        mentions({"bad_index", "add(3)", "1 input"}));
+  BOOST_CHECK_EXCEPTION(with([](Backward<double>& b) { b.add(1, in_place([](A&, bool) {})); })(), TapeError,
+                        mentions({"bad_index", "add(1)"}));
   // the failed backward left the tape clean: the next step works
   V w(x, true);
   sum(w * w).backward();

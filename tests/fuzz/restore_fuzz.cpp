@@ -75,8 +75,7 @@ void restore(O& opt, const ArrayMap& state) {
   }
   // Accepted: a step must not crash, whatever it computes.
   for (auto& [n, p] : opt.params()) {
-    p.node_ptr()->grad = full<float>(p.shape(), 0.125f);
-    p.node_ptr()->has_grad = true;
+    p.set_grad(full<float>(p.shape(), 0.125f));
   }
   opt.allow_nonfinite(true);
   opt.step();
