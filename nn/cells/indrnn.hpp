@@ -7,6 +7,7 @@
 // long sequences (|u| <= 2^(1/T)); clamp weight_hh after each optimizer step to do the same.
 #pragma once
 
+#include <xgrad/autograd/fuse.hpp>
 #include <xgrad/nn/cell.hpp>
 
 namespace xg::nn {
@@ -23,7 +24,11 @@ struct IndRNNCell : Cell<T> {
     if (o.bias()) bias_ih = this->uniform_parameter("bias_ih", {H}, g);
   }
   Var<T> project(const Var<T>& x) const override { return linear(x, weight_ih, bias_ih); }
-  State<T> step(const Var<T>& xp, const State<T>& s) const override { return {relu(xp + weight_hh * s[0])}; }
+  State<T> step(const Var<T>& xp, const State<T>& s) const override {
+    return {fuse("indrnn", [](auto wx, auto u, auto h_prev) {
+      return relu(wx + u * h_prev);  // W x + b arrive in xp
+    }, xp, weight_hh, s[0])};
+  }
 };
 
 }  // namespace xg::nn

@@ -9,6 +9,7 @@
 //   h' = sigmoid(o) * tanh(LN(c'; a_c, b_c))
 #pragma once
 
+#include <xgrad/autograd/fuse.hpp>
 #include <xgrad/autograd/ops_norm.hpp>
 #include <xgrad/nn/cell.hpp>
 
@@ -39,14 +40,22 @@ struct LayerNormLSTMCell : Cell<T> {
   }
   State<T> step(const Var<T>& xp, const State<T>& s) const override {
     const Var<T>&h = s[0], &c = s[1];
-    Var<T> gates = xp + layer_norm(linear(h, weight_hh), ln_hh_weight, ln_hh_bias);
-    std::vector<Var<T>> g = chunk(gates, 4, -1);
-    Var<T> input_gate = sigmoid(g[0]);
-    Var<T> forget_gate = sigmoid(g[1]);
-    Var<T> candidate = tanh(g[2]);
-    Var<T> output_gate = sigmoid(g[3]);
-    Var<T> c_next = forget_gate * c + input_gate * candidate;
-    return {output_gate * tanh(layer_norm(c_next, ln_c_weight, ln_c_bias)), c_next};
+    const std::size_t H = this->options.hidden_size();
+    // gates = xp + hh, added inside the fused steps; each gate's two parts are slices (views).
+    Var<T> hh = layer_norm(linear(h, weight_hh), ln_hh_weight, ln_hh_bias);  // [B, 4H]
+    auto x_gate = [&](std::size_t k) { return slice(xp, 1, k * H, H); };
+    auto h_gate = [&](std::size_t k) { return slice(hh, 1, k * H, H); };
+    Var<T> c_next = fuse("ln_lstm_c", [](auto xi, auto hi, auto xf, auto hf, auto xg, auto hg,
+                                         auto c_prev) {
+      auto input_gate = sigmoid(xi + hi), forget_gate = sigmoid(xf + hf);
+      auto candidate = tanh(xg + hg);
+      return forget_gate * c_prev + input_gate * candidate;
+    }, x_gate(0), h_gate(0), x_gate(1), h_gate(1), x_gate(2), h_gate(2), c);
+    Var<T> h_next = fuse("ln_lstm_h", [](auto xo, auto ho, auto c_norm) {
+      auto output_gate = sigmoid(xo + ho);
+      return output_gate * tanh(c_norm);
+    }, x_gate(3), h_gate(3), layer_norm(c_next, ln_c_weight, ln_c_bias));
+    return {h_next, c_next};
   }
 };
 

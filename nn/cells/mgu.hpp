@@ -7,6 +7,7 @@
 // weight_ih stacks [W_f; W_h] and bias [b_f; b_h]; weight_hf is U_f, weight_hh is U_h.
 #pragma once
 
+#include <xgrad/autograd/fuse.hpp>
 #include <xgrad/nn/cell.hpp>
 
 namespace xg::nn {
@@ -26,10 +27,20 @@ struct MGUCell : Cell<T> {
   Var<T> project(const Var<T>& x) const override { return linear(x, weight_ih, bias); }
   State<T> step(const Var<T>& xp, const State<T>& s) const override {
     const Var<T>& h = s[0];
-    std::vector<Var<T>> x = chunk(xp, 2, -1);
-    Var<T> forget_gate = sigmoid(addmm(x[0], h, weight_hf, NoTrans, DoTrans));
-    Var<T> candidate = tanh(addmm(x[1], forget_gate * h, weight_hh, NoTrans, DoTrans));
-    return {h + forget_gate * (candidate - h)};  // (1 - f) h + f h~
+    const std::size_t H = this->options.hidden_size();
+    // xp is [W_f x + b_f, W_h x + b_h]; its halves are slices (views, not copies).
+    // W_f x + U_f h + b_f
+    Var<T> pre_f = addmm(slice(xp, 1, 0, H), h, weight_hf, NoTrans, DoTrans);
+    Var<T> reset_h = fuse("mgu_reset", [](auto zf, auto h_prev) {
+      auto forget_gate = sigmoid(zf);
+      return forget_gate * h_prev;
+    }, pre_f, h);
+    // W_h x + U_h (f * h) + b_h
+    Var<T> pre_h = addmm(slice(xp, 1, H, H), reset_h, weight_hh, NoTrans, DoTrans);
+    return {fuse("mgu_h", [](auto zf, auto zh, auto h_prev) {
+      auto forget_gate = sigmoid(zf), candidate = tanh(zh);
+      return h_prev + forget_gate * (candidate - h_prev);  // (1 - f) h + f h~
+    }, pre_f, pre_h, h)};
   }
 };
 

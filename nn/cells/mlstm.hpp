@@ -11,6 +11,7 @@
 // weight_hm [4H, H] (the m parts).
 #pragma once
 
+#include <xgrad/autograd/fuse.hpp>
 #include <xgrad/nn/cell.hpp>
 
 namespace xg::nn {
@@ -31,20 +32,24 @@ struct MultiplicativeLSTMCell : Cell<T> {
   }
   // [.., H + 4H]: W_mx x, then the gates' input parts.
   Var<T> project(const Var<T>& x) const override {
-    return concat(std::vector<Var<T>>{linear(x, weight_mx), linear(x, weight_ih, bias)}, -1);
+    return concat({linear(x, weight_mx), linear(x, weight_ih, bias)}, -1);
   }
   State<T> step(const Var<T>& xp, const State<T>& s) const override {
     const Var<T>&h = s[0], &c = s[1];
     const std::size_t H = this->options.hidden_size();
-    std::vector<Var<T>> x = split(xp, {H, 4 * H}, -1);
-    Var<T> m = x[0] * linear(h, weight_mh);
-    std::vector<Var<T>> g = chunk(addmm(x[1], m, weight_hm, NoTrans, DoTrans), 4, -1);
-    Var<T> input_gate = sigmoid(g[0]);
-    Var<T> forget_gate = sigmoid(g[1]);
-    Var<T> candidate = tanh(g[2]);
-    Var<T> output_gate = sigmoid(g[3]);
-    Var<T> c_next = forget_gate * c + input_gate * candidate;
-    return {output_gate * tanh(c_next), c_next};
+    // xp's two parts and the gates below are slices: views, not copies.
+    Var<T> m = slice(xp, 1, 0, H) * linear(h, weight_mh);  // (W_mx x) * (W_mh h)
+    Var<T> gates = addmm(slice(xp, 1, H, 4 * H), m, weight_hm, NoTrans, DoTrans);  // [B, 4H]
+    auto gate = [&](std::size_t k) { return slice(gates, 1, k * H, H); };
+    Var<T> c_next = fuse("mlstm_c", [](auto zi, auto zf, auto zg, auto c_prev) {
+      auto input_gate = sigmoid(zi), forget_gate = sigmoid(zf), candidate = tanh(zg);
+      return forget_gate * c_prev + input_gate * candidate;
+    }, gate(0), gate(1), gate(2), c);
+    Var<T> h_next = fuse("mlstm_h", [](auto zo, auto c_new) {
+      auto output_gate = sigmoid(zo);
+      return output_gate * tanh(c_new);
+    }, gate(3), c_next);
+    return {h_next, c_next};
   }
 };
 

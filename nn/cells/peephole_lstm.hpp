@@ -7,6 +7,7 @@
 //   h' = o * tanh(c')
 #pragma once
 
+#include <xgrad/autograd/fuse.hpp>
 #include <xgrad/nn/cell.hpp>
 
 namespace xg::nn {
@@ -28,12 +29,19 @@ struct PeepholeLSTMCell : Cell<T> {
   Var<T> project(const Var<T>& x) const override { return linear(x, weight_ih, bias); }
   State<T> step(const Var<T>& xp, const State<T>& s) const override {
     const Var<T>&h = s[0], &c = s[1];
-    std::vector<Var<T>> g = chunk(addmm(xp, h, weight_hh, NoTrans, DoTrans), 4, -1);
-    Var<T> input_gate = sigmoid(g[0] + peephole_i * c);
-    Var<T> forget_gate = sigmoid(g[1] + peephole_f * c);
-    Var<T> c_next = forget_gate * c + input_gate * tanh(g[2]);
-    Var<T> output_gate = sigmoid(g[3] + peephole_o * c_next);
-    return {output_gate * tanh(c_next), c_next};
+    const std::size_t H = this->options.hidden_size();
+    Var<T> gates = addmm(xp, h, weight_hh, NoTrans, DoTrans);  // [B, 4H]: W x + U h + b
+    auto gate = [&](std::size_t k) { return slice(gates, 1, k * H, H); };  // views, not copies
+    Var<T> c_next = fuse("peephole_lstm_c", [](auto zi, auto zf, auto zg, auto c_prev, auto p_i,
+                                               auto p_f) {
+      auto input_gate = sigmoid(zi + p_i * c_prev), forget_gate = sigmoid(zf + p_f * c_prev);
+      return forget_gate * c_prev + input_gate * tanh(zg);
+    }, gate(0), gate(1), gate(2), c, peephole_i, peephole_f);
+    Var<T> h_next = fuse("peephole_lstm_h", [](auto zo, auto c_new, auto p_o) {
+      auto output_gate = sigmoid(zo + p_o * c_new);  // looks at c', not c
+      return output_gate * tanh(c_new);
+    }, gate(3), c_next, peephole_o);
+    return {h_next, c_next};
   }
 };
 

@@ -172,11 +172,22 @@ BOOST_AUTO_TEST_CASE(gru_and_rnn_training_steps) {
   BOOST_TEST(allocations([&] { r.step(); }) == 0);
 }
 
-BOOST_AUTO_TEST_CASE(gallery_cell_through_the_driver) {
-  nn::Recurrent<float> net(nn::RNNOptions(8, 16), nn::cell_factory<nn::PeepholeLSTMCell<float>>());
-  Trainer<nn::Recurrent<float>> t(net, 16, 6, 4, 8);
-  for (int i = 0; i < 4; ++i) t.step();
-  BOOST_TEST(allocations([&] { t.step(); }) == 0);
+// Every registered cell (the built-in ones and the gallery's) through nn::Recurrent: one layer,
+// then two layers, bidirectional, with ragged lengths.
+BOOST_AUTO_TEST_CASE(every_catalog_cell_through_the_driver) {
+  for (const auto& info : nn::cell_catalog()) {
+    BOOST_TEST_CONTEXT("cell " << info.name) {
+      nn::Recurrent<float> net(nn::RNNOptions(8, 16), info.name);
+      Trainer<nn::Recurrent<float>> t(net, 16, 6, 4, 8);
+      for (int i = 0; i < 4; ++i) t.step();
+      BOOST_TEST(allocations([&] { t.step(); }) == 0);
+
+      nn::Recurrent<float> deep(nn::RNNOptions(8, 16).num_layers(2).bidirectional(true), info.name);
+      Trainer<nn::Recurrent<float>> d(deep, 32, 6, 4, 8, {6, 3, 5, 1});
+      for (int i = 0; i < 4; ++i) d.step();
+      BOOST_TEST(allocations([&] { d.step(); }) == 0);
+    }
+  }
 }
 
 BOOST_AUTO_TEST_CASE(evaluation_under_no_grad) {
