@@ -24,6 +24,8 @@
 #pragma once
 
 #include <array>
+#include <bit>
+#include <cstdint>
 #include <cmath>
 #include <cstddef>
 #include <numeric>
@@ -45,19 +47,23 @@ struct Num {
   S v;
 };
 
-/// The backward's number: a batch of values and their partials with respect to the K operands.
-template <class S, std::size_t K>
+/// The backward's number: a batch of values and its partials with respect to the operands it
+/// depends on, bit k of M for operand k. The mask is part of the type, so each intermediate
+/// carries (and each op computes) only the partials that can be nonzero: sigmoid(zf) one,
+/// f * c two, as a hand-written derivative would.
+template <class S, std::uint64_t M>
 struct Dual {
+  static constexpr std::uint64_t mask = M;
   S v;
-  std::array<S, K> d;
+  std::array<S, std::popcount(M)> d;  // partials for the set bits of M, lowest bit first
 };
 
 template <class X>
 struct is_fx : std::false_type {};
 template <class S>
 struct is_fx<Num<S>> : std::true_type {};
-template <class S, std::size_t K>
-struct is_fx<Dual<S, K>> : std::true_type {};
+template <class S, std::uint64_t M>
+struct is_fx<Dual<S, M>> : std::true_type {};
 template <class X>
 concept Number = is_fx<X>::value;
 template <class A>
@@ -76,8 +82,8 @@ template <class S>
 struct batch_of<Num<S>> {
   using type = S;
 };
-template <class S, std::size_t K>
-struct batch_of<Dual<S, K>> {
+template <class S, std::uint64_t M>
+struct batch_of<Dual<S, M>> {
   using type = S;
 };
 template <class X>
@@ -88,68 +94,106 @@ S splat(A a) {
   return S(static_cast<typename element<S>::type>(a));
 }
 
+/// Where operand k's partial sits in a Dual with mask M.
+template <std::uint64_t M>
+constexpr std::size_t slot(std::size_t k) {
+  return static_cast<std::size_t>(std::popcount(M & ((std::uint64_t{1} << k) - 1)));
+}
+/// Calls f.template operator()<k>() for every set bit k of M, at compile time.
+template <std::uint64_t M, class F, std::size_t... I>
+void for_each_bit(F&& f, std::index_sequence<I...>) {
+  (
+      [&] {
+        if constexpr (((M >> I) & 1) != 0) f.template operator()<I>();
+      }(),
+      ...);
+}
+template <std::uint64_t M, class F>
+void for_each_bit(F&& f) {
+  for_each_bit<M>(f, std::make_index_sequence<std::bit_width(M)>{});
+}
+
+/// r = a op b for duals: r.v = v and, for each operand, r's partial = a's partial * da + b's
+/// partial * db (a partial a or b lacks is zero and is not computed).
+template <class S, std::uint64_t Ma, std::uint64_t Mb, class Da, class Db>
+Dual<S, Ma | Mb> combine(const Dual<S, Ma>& a, const Dual<S, Mb>& b, const S& v, Da da, Db db) {
+  Dual<S, Ma | Mb> r;
+  r.v = v;
+  for_each_bit<Ma | Mb>([&]<std::size_t k>() {
+    constexpr std::size_t i = slot<Ma | Mb>(k);
+    if constexpr (((Ma >> k) & 1) && ((Mb >> k) & 1))
+      r.d[i] = da(a.d[slot<Ma>(k)]) + db(b.d[slot<Mb>(k)]);
+    else if constexpr ((Ma >> k) & 1)
+      r.d[i] = da(a.d[slot<Ma>(k)]);
+    else
+      r.d[i] = db(b.d[slot<Mb>(k)]);
+  });
+  return r;
+}
+
 // y = F(x) with dy/dx = D(x, y): one definition serves both number kinds.
 template <class F, class D, class S>
 Num<S> unary(const Num<S>& x, F f, D) {
   return {f(x.v)};
 }
-template <class F, class D, class S, std::size_t K>
-Dual<S, K> unary(const Dual<S, K>& x, F f, D df) {
-  Dual<S, K> r;
+template <class F, class D, class S, std::uint64_t M>
+Dual<S, M> unary(const Dual<S, M>& x, F f, D df) {
+  Dual<S, M> r;
   r.v = f(x.v);
   const S dy = df(x.v, r.v);
-  for (std::size_t k = 0; k < K; ++k) r.d[k] = x.d[k] * dy;
+  for (std::size_t k = 0; k < r.d.size(); ++k) r.d[k] = x.d[k] * dy;
   return r;
 }
-template <class X>
-X constant(const X& like, batch_t<X> c) {
-  X r = like;
-  r.v = c;
-  if constexpr (requires { r.d; })
-    for (auto& d : r.d) d = batch_t<X>(0);
-  return r;
+/// A number as a constant of the same kind as `like` (no partials).
+template <class S>
+Num<S> constant(const Num<S>&, const S& c) {
+  return {c};
+}
+template <class S, std::uint64_t M>
+Dual<S, 0> constant(const Dual<S, M>&, const S& c) {
+  return {c, {}};
 }
 }  // namespace detail
 
 // ---- Arithmetic: value and partials side by side ---------------------------------------------
 
 // a + b      da = 1, db = 1
-template <Number X>
-X operator+(const X& a, const X& b) {
-  X r = a;
-  r.v = a.v + b.v;
-  if constexpr (requires { r.d; })
-    for (std::size_t k = 0; k < r.d.size(); ++k) r.d[k] = a.d[k] + b.d[k];
-  return r;
+template <class S>
+Num<S> operator+(const Num<S>& a, const Num<S>& b) {
+  return {a.v + b.v};
+}
+template <class S, std::uint64_t Ma, std::uint64_t Mb>
+Dual<S, Ma | Mb> operator+(const Dual<S, Ma>& a, const Dual<S, Mb>& b) {
+  return detail::combine(a, b, S(a.v + b.v), [](const S& d) { return d; }, [](const S& d) { return d; });
 }
 // a - b      da = 1, db = -1
-template <Number X>
-X operator-(const X& a, const X& b) {
-  X r = a;
-  r.v = a.v - b.v;
-  if constexpr (requires { r.d; })
-    for (std::size_t k = 0; k < r.d.size(); ++k) r.d[k] = a.d[k] - b.d[k];
-  return r;
+template <class S>
+Num<S> operator-(const Num<S>& a, const Num<S>& b) {
+  return {a.v - b.v};
+}
+template <class S, std::uint64_t Ma, std::uint64_t Mb>
+Dual<S, Ma | Mb> operator-(const Dual<S, Ma>& a, const Dual<S, Mb>& b) {
+  return detail::combine(a, b, S(a.v - b.v), [](const S& d) { return d; }, [](const S& d) { return -d; });
 }
 // a b        da = b, db = a
-template <Number X>
-X operator*(const X& a, const X& b) {
-  X r = a;
-  r.v = a.v * b.v;
-  if constexpr (requires { r.d; })
-    for (std::size_t k = 0; k < r.d.size(); ++k) r.d[k] = a.d[k] * b.v + b.d[k] * a.v;
-  return r;
+template <class S>
+Num<S> operator*(const Num<S>& a, const Num<S>& b) {
+  return {a.v * b.v};
+}
+template <class S, std::uint64_t Ma, std::uint64_t Mb>
+Dual<S, Ma | Mb> operator*(const Dual<S, Ma>& a, const Dual<S, Mb>& b) {
+  return detail::combine(a, b, S(a.v * b.v), [&](const S& d) { return d * b.v; },
+                         [&](const S& d) { return d * a.v; });
 }
 // a / b      da = 1 / b, db = -y / b
-template <Number X>
-X operator/(const X& a, const X& b) {
-  X r = a;
-  r.v = a.v / b.v;
-  if constexpr (requires { r.d; }) {
-    const auto inv = detail::batch_t<X>(1) / b.v;
-    for (std::size_t k = 0; k < r.d.size(); ++k) r.d[k] = (a.d[k] - b.d[k] * r.v) * inv;
-  }
-  return r;
+template <class S>
+Num<S> operator/(const Num<S>& a, const Num<S>& b) {
+  return {a.v / b.v};
+}
+template <class S, std::uint64_t Ma, std::uint64_t Mb>
+Dual<S, Ma | Mb> operator/(const Dual<S, Ma>& a, const Dual<S, Mb>& b) {
+  const S inv = S(1) / b.v, y = a.v * inv;
+  return detail::combine(a, b, y, [&](const S& d) { return d * inv; }, [&](const S& d) { return -(d * y * inv); });
 }
 // -a         da = -1
 template <Number X>
@@ -201,7 +245,7 @@ X operator/(const X& a, A s) {
   return a * (1.0 / static_cast<double>(s));
 }
 template <Number X, Scalar A>
-X operator/(A s, const X& a) {
+auto operator/(A s, const X& a) {
   return detail::constant(a, detail::splat<detail::batch_t<X>>(s)) / a;
 }
 
@@ -349,25 +393,35 @@ FusedLayout<T, K> fused_layout(const char* op, const std::array<const Node<T>*, 
   return l;
 }
 
-/// Calls `body(base, c, n)` for every stretch of at most one batch: output elements base + c ..
-/// base + c + n - 1 of run base / cols.
-template <class S, class Body>
-void for_each_batch(std::size_t size, std::size_t cols, Body&& body) {
+/// Walks the output in runs of l.cols elements and each run in batches: calls
+/// `body(p, e, c, n)` for output elements e .. e + n - 1 (n at most one batch), where p[k] points
+/// at operand k's element for the run's start (so its batch starts at p[k] + c).
+template <class S, class T, std::size_t K, class Body>
+void for_each_batch(const FusedLayout<T, K>& l, Body&& body) {
   constexpr std::size_t W = S::size;
-  for (std::size_t base = 0; base < size; base += cols)
-    for (std::size_t c = 0; c < cols; c += W) body(base, c, std::min(W, cols - c));
+  std::array<const T*, K> p;
+  for (std::size_t base = 0; base < l.size; base += l.cols) {
+    for (std::size_t k = 0; k < K; ++k)
+      p[k] = l.ops[k].kind == FusedOperand<T>::One ? l.ops[k].runs.data : l.ops[k].at(base);
+    for (std::size_t c = 0; c < l.cols; c += W) body(p, base + c, c, std::min(W, l.cols - c));
+  }
 }
 
-/// The operand's batch at output element e (n of them valid; the rest are padding).
+/// n contiguous elements at p as a batch (the lanes past n are padding).
 template <class S, class T>
-S load(const FusedOperand<T>& o, std::size_t base, std::size_t c, std::size_t n) {
-  if (o.kind == FusedOperand<T>::One) return S(o.runs.data[0]);
-  const T* p = o.at(base) + c;
+S load_n(const T* p, std::size_t n) {
   if (n == S::size) return S::load_unaligned(p);
-  alignas(64) T buf[S::size] = {};
+  alignas(64) T buf[S::size];
   for (std::size_t j = 0; j < n; ++j) buf[j] = p[j];
   for (std::size_t j = n; j < S::size; ++j) buf[j] = T(0.5);  // a value every function accepts
   return S::load_aligned(buf);
+}
+
+/// Operand k's batch: its n elements from the run pointer, or its one element everywhere.
+template <class S, class T>
+S load(const FusedOperand<T>& o, const T* run, std::size_t c, std::size_t n) {
+  if (o.kind == FusedOperand<T>::One) return S(*run);
+  return load_n<S>(run + c, n);
 }
 
 template <class S, class T>
@@ -381,16 +435,16 @@ void store(const S& v, T* p, std::size_t n) {
   for (std::size_t j = 0; j < n; ++j) p[j] = buf[j];
 }
 
-/// The partials of operand i with respect to the K operands: 1 at i, 0 elsewhere.
-template <class S, std::size_t K>
-std::array<S, K> unit(std::size_t i) {
-  std::array<S, K> u;
-  for (std::size_t k = 0; k < K; ++k) u[k] = S(k == i ? 1 : 0);
-  return u;
-}
-
 template <class, class X>
 using as = X;
+
+/// The expression with dual numbers: operand I seeded with dI/dI = 1.
+template <class S, class T, std::size_t K, class F>
+auto dual_call(F& f, const FusedLayout<T, K>& l, const std::array<const T*, K>& p, std::size_t c, std::size_t n) {
+  return [&]<std::size_t... I>(std::index_sequence<I...>) {
+    return f(fx::Dual<S, std::uint64_t{1} << I>{load<S>(l.ops[I], p[I], c, n), {S(T(1))}}...);
+  }(std::make_index_sequence<K>{});
+}
 
 /// Where operand k's gradient goes during the backward pass: the buffer add() hands an in_place
 /// kernel (the input's own gradient, or a temporary that add() then routes to a view's base).
@@ -400,40 +454,28 @@ struct GradSink {
   bool accumulate = false;
 };
 
-/// n contiguous elements at p as a batch (the lanes past n are zero).
-template <class S, class T>
-S load_n(const T* p, std::size_t n) {
-  if (n == S::size) return S::load_unaligned(p);
-  alignas(64) T buf[S::size] = {};
-  for (std::size_t j = 0; j < n; ++j) buf[j] = p[j];
-  return S::load_aligned(buf);
-}
-
 /// The backward pass: recompute the expression with dual numbers and add g * dy/d(operand k)
 /// into each operand's sink. `dense`: every sink is an output-shaped array (no broadcasting).
-template <class T, std::size_t K, class F>
+template <std::uint64_t M, class T, std::size_t K, class F>
 void fused_pass(F& f, const FusedLayout<T, K>& l, const Array<T>& g, const std::array<GradSink<T>, K>& sinks,
                 bool dense) {
   using S = xsimd::batch<T>;
-  for_each_batch<S>(l.size, l.cols, [&](std::size_t base, std::size_t c, std::size_t n) {
-    const std::size_t e = base + c;
+  for_each_batch<S>(l, [&](const std::array<const T*, K>& p, std::size_t e, std::size_t c, std::size_t n) {
     const S gb = load_n<S>(g.data() + e, n);
-    const fx::Dual<S, K> y = [&]<std::size_t... I>(std::index_sequence<I...>) {
-      return f(fx::Dual<S, K>{load<S>(l.ops[I], base, c, n), unit<S, K>(I)}...);
-    }(std::make_index_sequence<K>{});
-    for (std::size_t k = 0; k < K; ++k) {
+    const auto y = dual_call<S>(f, l, p, c, n);
+    fx::detail::for_each_bit<M>([&]<std::size_t k>() {
       const GradSink<T>& sink = sinks[k];
-      if (!sink.data) continue;
-      const S v = gb * y.d[k];
+      if (!sink.data) return;
+      const S v = gb * y.d[fx::detail::slot<M>(k)];
       switch (dense ? FusedOperand<T>::Full : l.ops[k].kind) {
         case FusedOperand<T>::Full: {
-          T* p = sink.data + e;
-          store(sink.accumulate ? load_n<S>(p, n) + v : v, p, n);
+          T* q = sink.data + e;
+          store(sink.accumulate ? load_n<S>(q, n) + v : v, q, n);
           break;
         }
         case FusedOperand<T>::Repeat: {  // the operand repeats every runs.cols output elements
-          T* p = sink.data + e % l.ops[k].runs.cols;
-          store(load_n<S>(p, n) + v, p, n);
+          T* q = sink.data + e % l.ops[k].runs.cols;
+          store(load_n<S>(q, n) + v, q, n);
           break;
         }
         case FusedOperand<T>::One: {
@@ -445,17 +487,18 @@ void fused_pass(F& f, const FusedLayout<T, K>& l, const Array<T>& g, const std::
           break;
         }
       }
-    }
+    });
   });
 }
 
-/// Asks add() for every needed operand's buffer in turn, then runs the pass into all of them.
-template <class T, std::size_t K, std::size_t k, class Run>
+/// Asks add() for the buffer of every operand that needs a gradient and that the expression
+/// depends on (bit k of M), then runs the pass into all of them.
+template <std::uint64_t M, class T, std::size_t K, std::size_t k, class Run>
 void with_sinks(Backward<T>& b, const FusedLayout<T, K>& l, std::array<GradSink<T>, K>& sinks, Run& run) {
   if constexpr (k == K) {
     run();
-  } else if (!b.needs(k)) {
-    with_sinks<T, K, k + 1>(b, l, sinks, run);
+  } else if (((M >> k) & 1) == 0 || !b.needs(k)) {
+    with_sinks<M, T, K, k + 1>(b, l, sinks, run);
   } else {
     b.add(k, in_place([&](Array<T>& dst, bool accumulate) {
       if (!accumulate && l.ops[k].kind != FusedOperand<T>::Full) {
@@ -463,13 +506,18 @@ void with_sinks(Backward<T>& b, const FusedLayout<T, K>& l, std::array<GradSink<
         accumulate = true;
       }
       sinks[k] = {dst.data(), accumulate};
-      with_sinks<T, K, k + 1>(b, l, sinks, run);
+      with_sinks<M, T, K, k + 1>(b, l, sinks, run);
     }));
   }
 }
 
 template <class T, std::size_t K, class F>
 void fused_backward(Backward<T>& b, F& f) {
+  using S = xsimd::batch<T>;
+  // Which operands the expression depends on: the mask of its dual result's type.
+  constexpr std::uint64_t M =
+      decltype(dual_call<S>(f, std::declval<const FusedLayout<T, K>&>(),
+                            std::declval<const std::array<const T*, K>&>(), 0, 0))::mask;
   std::array<const Node<T>*, K> nodes;
   for (std::size_t k = 0; k < K; ++k) nodes[k] = &b.in_node(k);
   const FusedLayout<T, K> l = fused_layout<T, K>(b.op(), nodes);
@@ -483,17 +531,17 @@ void fused_backward(Backward<T>& b, F& f) {
       shared = shared || (i != j && (nodes[i] == nodes[j] ||
                                      (nodes[j]->is_view() && nodes[j]->base().get() == nodes[i])));
   if (!shared) {
-    auto run = [&] { fused_pass<T, K>(f, l, g, sinks, false); };
-    with_sinks<T, K, 0>(b, l, sinks, run);
+    auto run = [&] { fused_pass<M>(f, l, g, sinks, false); };
+    with_sinks<M, T, K, 0>(b, l, sinks, run);
     return;
   }
   std::array<Array<T>, K> d;  // d[k] = g * dy/d(operand k) in the output's shape; add() reduces
   for (std::size_t k = 0; k < K; ++k) {
-    if (!b.needs(k)) continue;
+    if (((M >> k) & 1) == 0 || !b.needs(k)) continue;
     d[k] = empty<T>(l.shape);
     sinks[k] = {d[k].data(), false};
   }
-  fused_pass<T, K>(f, l, g, sinks, true);
+  fused_pass<M>(f, l, g, sinks, true);
   for (std::size_t k = 0; k < K; ++k)
     if (sinks[k].data) b.add(k, std::move(d[k]));
 }
@@ -505,6 +553,7 @@ void fused_backward(Backward<T>& b, F& f) {
 template <class F, class T, class... V>
 Var<T> fuse(const char* op, F f, const Var<T>& first, const V&... rest) {
   constexpr std::size_t K = 1 + sizeof...(V);
+  static_assert(K <= 64, "fuse: at most 64 operands");
   static_assert((std::is_same_v<V, Var<T>> && ...), "fuse: every operand is a Var of one element type");
   using S = xsimd::batch<T>;
   static_assert(std::is_same_v<std::invoke_result_t<F&, fx::Num<S>, detail::as<V, fx::Num<S>>...>,
@@ -519,11 +568,11 @@ Var<T> fuse(const char* op, F f, const Var<T>& first, const V&... rest) {
   const detail::FusedLayout<T, K> l = detail::fused_layout<T, K>(op, nodes);
   Array<T> out = empty<T>(l.shape);
   T* o = out.data();
-  detail::for_each_batch<S>(l.size, l.cols, [&](std::size_t base, std::size_t c, std::size_t n) {
+  detail::for_each_batch<S>(l, [&](const std::array<const T*, K>& p, std::size_t e, std::size_t c, std::size_t n) {
     const fx::Num<S> y = [&]<std::size_t... I>(std::index_sequence<I...>) {
-      return f(fx::Num<S>{detail::load<S>(l.ops[I], base, c, n)}...);
+      return f(fx::Num<S>{detail::load<S>(l.ops[I], p[I], c, n)}...);
     }(std::make_index_sequence<K>{});
-    detail::store(y.v, o + base + c, n);
+    detail::store(y.v, o + e, n);
   });
   return record<T>(op, std::move(out), std::span<const Var<T>>(vars),
                    [f](Backward<T>& b) mutable { detail::fused_backward<T, K>(b, f); },

@@ -1,6 +1,7 @@
 // Shape ops: reshape, slice, split, concat, stack, index_select / gather / embedding, pad.
-// Values are contiguous arrays, so a slice is a copy of its block (a memcpy per row); its
-// backward adds the gradient into that block of the input's gradient.
+// reshape, slice and select of a recorded result are views: windows of its storage, read in
+// place (a window of a leaf is a copy). Their backward adds the gradient into that window of the
+// input's gradient. The other ops here copy.
 #pragma once
 
 #include <cstddef>
