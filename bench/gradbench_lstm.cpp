@@ -124,14 +124,19 @@ Params make_params(const Inputs& in) {
   return p;
 }
 
-xg::Var<double> xgrad_objective(const Inputs& in, const Params& p) {
-  using xg::sigmoid;
-  using xg::tanh;
-  std::vector<xg::Var<double>> h, c;
+// Each layer's h and c at the start of the sequence.
+void initial_state(const Inputs& in, std::vector<xg::Var<double>>& h, std::vector<xg::Var<double>>& c) {
   for (std::size_t layer = 0; layer < in.l; ++layer) {
     h.push_back(vec(&in.state[layer * 2 * kB]));
     c.push_back(vec(&in.state[layer * 2 * kB + kB]));
   }
+}
+
+xg::Var<double> xgrad_objective(const Inputs& in, const Params& p) {
+  using xg::sigmoid;
+  using xg::tanh;
+  std::vector<xg::Var<double>> h, c;
+  initial_state(in, h, c);
   xg::Var<double> total;
   for (std::size_t t = 0; t + 1 < in.c; ++t) {
     xg::Var<double> x = vec(&in.seq[t * kB]) * p.w_in;
@@ -159,10 +164,7 @@ xg::Var<double> xgrad_objective(const Inputs& in, const Params& p) {
 // expressions. Same ops in the same order, so the loss agrees with the plain objective.
 xg::Var<double> xgrad_objective_fused(const Inputs& in, const Params& p) {
   std::vector<xg::Var<double>> h, c;
-  for (std::size_t layer = 0; layer < in.l; ++layer) {
-    h.push_back(vec(&in.state[layer * 2 * kB]));
-    c.push_back(vec(&in.state[layer * 2 * kB + kB]));
-  }
+  initial_state(in, h, c);
   xg::Var<double> total;
   for (std::size_t t = 0; t + 1 < in.c; ++t) {
     xg::Var<double> x = xg::fuse("input", [](auto s, auto w) { return s * w; }, vec(&in.seq[t * kB]), p.w_in);
