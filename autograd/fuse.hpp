@@ -10,9 +10,10 @@
 // two kinds of numbers, both plain values (nothing can dangle: `auto t = a * b;` is a copy):
 //   - forward: `fx::Num`, a SIMD batch of values, so the whole chain runs in one pass over the
 //     elements with no intermediate arrays;
-//   - backward: `fx::Dual`, a batch of values with its partial derivatives with respect to each
-//     operand (forward-mode dual numbers). Each operand's gradient is the upstream gradient times
-//     its partial, and goes into the operand through Backward::add like any op's.
+//   - backward: `fx::Dual`, a batch of values with its partial derivatives with respect to the
+//     operands it depends on (forward-mode dual numbers; the set of operands is part of the type,
+//     so no zero partial is ever computed). Each operand's gradient is the upstream gradient
+//     times its partial, added straight into its gradient buffer through Backward::add.
 // Each function below keeps its value and its derivative side by side, like the ops do. The
 // backward recomputes the chain from the operands (it saves no intermediate), as fused RNN
 // kernels do; the record keeps the operands alive, not the output.
