@@ -143,6 +143,7 @@ void pool_deallocate(void* p, std::size_t bytes) noexcept {
     std::free(p);
     return;
   }
+  reaper.armed = true;  // a thread that only frees still hands its cache back when it ends
   *static_cast<void**>(p) = l.head[c.index];
   l.head[c.index] = p;
   l.cached += c.bytes;
