@@ -69,13 +69,17 @@ BOOST_AUTO_TEST_CASE(custom_cell_gradchecks_and_learns) {
   std::vector<Var<float>> params = mgu.parameters();
   for (auto& p : head.parameters()) params.push_back(p);
   optim::Adam<float> opt(params, optim::AdamOptions(0.02));
-  for (int step = 0; step < 300; ++step) {
+  // 500 steps: at 300 the accuracy sat at 0.90 +- 0.01, so the order in which float gradients
+  // are summed (which differs between builds) decided the test.
+  for (int step = 0; step < 500; ++step) {
     auto [x, y] = remember_first<float>(32, g);
     opt.zero_grad();
     cross_entropy(net(Var<float>(x)), y).backward();
     opt.step();
   }
-  BOOST_TEST(accuracy(net, g) > 0.9);
+  const double acc = accuracy(net, g);
+  BOOST_TEST_MESSAGE("custom MGU accuracy " << acc);
+  BOOST_TEST(acc > 0.9);
 }
 
 BOOST_AUTO_TEST_CASE(two_layer_lstm_learns_memory_task) {
