@@ -75,7 +75,7 @@ void restore(O& opt, const ArrayMap& state) {
   }
   // Accepted: a step must not crash, whatever it computes.
   for (auto& [n, p] : opt.params()) {
-    p.set_grad(full<float>(p.shape(), 0.125f));
+    Var<float>(p).set_grad(full<float>(p.shape(), 0.125f));  // a handle to the same parameter
   }
   opt.allow_nonfinite(true);
   opt.step();
